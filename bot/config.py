@@ -1,0 +1,74 @@
+"""Settings from the environment, validated once at start-up.
+
+A wrong value stops start-up with one line naming the variable and what to write instead.
+Secrets are kept out of `repr()` so they cannot reach a log by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storage.db import DEFAULT_URL, DatabaseSettings
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_URL
+    db_lock_timeout_s: float = 5.0
+    config_path: Path = Path("modelbot.toml")
+    slack_api_url: str = "https://slack.com/api/"
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+
+    @property
+    def database(self) -> DatabaseSettings:
+        return DatabaseSettings(url=self.database_url, lock_timeout_s=self.db_lock_timeout_s)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        api_url = env.get("MODELBOT_SLACK_API_URL") or "https://slack.com/api/"
+        if not api_url.startswith(("http://", "https://")):
+            raise ConfigError("MODELBOT_SLACK_API_URL must be an http(s) URL, for example https://slack.com/api/.")
+        if not api_url.endswith("/"):
+            api_url += "/"
+        return cls(
+            database_url=env.get("MODELBOT_DATABASE_URL") or DEFAULT_URL,
+            db_lock_timeout_s=_positive_float(env, "MODELBOT_DB_LOCK_TIMEOUT", 5.0),
+            config_path=Path(env.get("MODELBOT_CONFIG") or "modelbot.toml"),
+            slack_api_url=api_url,
+            slack_bot_token=_token(env, "SLACK_BOT_TOKEN", ("xoxb-",)),
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=_token(env, "SLACK_APP_TOKEN", ("xapp-",)),
+        )
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, for example {name}=5.") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, for example {name}=5.")
+    return value
+
+
+def _token(env: Mapping[str, str], name: str, prefixes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not raw.startswith(prefixes):
+        # never echo the value: it may be a real secret pasted into the wrong variable
+        raise ConfigError(f"{name} does not look like a Slack token: it should start with {prefixes[0]}.")
+    return raw
