@@ -1,0 +1,51 @@
+"""Button listeners: every modelbot button goes through `dispatch.click`."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import dispatch
+from bot.blocks import Message
+from bot.listeners.replies import acked, answering
+
+if TYPE_CHECKING:
+    from bot.runtime import Services
+
+ACTION_PATTERN = re.compile(r"^modelbot_")
+
+
+def click_from(body: dict[str, Any]) -> dispatch.Click:
+    action = body["actions"][0]
+    container = body.get("container") or {}
+    return dispatch.Click(
+        action_id=action["action_id"],
+        value=action.get("value") or "",
+        actor=dispatch.Actor(
+            body["user"]["id"],
+            (body.get("channel") or {}).get("id") or container.get("channel_id"),
+            (body.get("team") or {}).get("id"),
+        ),
+        message_ts=container.get("message_ts"),
+    )
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(ACTION_PATTERN)
+    def button(ack: Ack, body: dict[str, Any], respond: Respond, context: dict[str, Any]) -> None:
+        ack()
+        acked(context)
+        event = click_from(body)
+
+        def send(message: Message) -> None:
+            respond(**message.payload(), replace_original=False)
+
+        with answering(context, send) as answer:
+            answer.command = event.action_id
+            result = dispatch.click(services, event)
+            if result.replace is not None:
+                respond(**result.replace.payload(), replace_original=True)
+            if result.ephemeral is not None:
+                send(result.ephemeral)

@@ -1,0 +1,24 @@
+"""Prometheus metrics, in one registry per process, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+COMMANDS = Counter(
+    "modelbot_commands", "Slash commands and button clicks handled, by command and outcome.",
+    ["command", "outcome"], registry=REGISTRY,
+)
+ACK_SECONDS = Histogram(
+    "modelbot_ack_seconds", "Time from receiving a Slack request to acknowledging it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3), registry=REGISTRY,
+)
+REPLY_SECONDS = Histogram(
+    "modelbot_reply_seconds", "Time from receiving a Slack request to its reply being accepted by Slack.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY,
+)
+SLACK_API_ERRORS = Counter(
+    "modelbot_slack_api_errors", "Slack Web API calls that failed, by method and error.",
+    ["method", "error"], registry=REGISTRY,
+)
