@@ -23,6 +23,8 @@ class Settings:
     database_url: str = DEFAULT_URL
     db_lock_timeout_s: float = 5.0
     config_path: Path = Path("modelbot.toml")
+    # True when MODELBOT_CONFIG names a file explicitly: then a missing file is an error
+    config_required: bool = False
     slack_api_url: str = "https://slack.com/api/"
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
@@ -44,6 +46,7 @@ class Settings:
             database_url=env.get("MODELBOT_DATABASE_URL") or DEFAULT_URL,
             db_lock_timeout_s=_positive_float(env, "MODELBOT_DB_LOCK_TIMEOUT", 5.0),
             config_path=Path(env.get("MODELBOT_CONFIG") or "modelbot.toml"),
+            config_required=bool(env.get("MODELBOT_CONFIG")),
             slack_api_url=api_url,
             slack_bot_token=_token(env, "SLACK_BOT_TOKEN", ("xoxb-",)),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,

@@ -118,5 +118,114 @@ class AuditEvent(SQLModel, table=True):
     from_version: int | None = Field(default=None)
     to_version: int | None = Field(default=None)
     revision: int | None = Field(default=None)
+    # canary traffic weight after a canary action (None for other actions)
+    weight: int | None = Field(default=None)
     reason: str | None = Field(default=None)
     request_id: str | None = Field(default=None, max_length=64)
+
+
+class ChangeRequest(SQLModel, table=True):
+    """A request to move a pointer that needs approvals (promotion, rollback, canary promotion).
+
+    A partial unique index allows one pending request per (model, environment): a newer
+    request supersedes the older one in the same transaction.
+    """
+
+    __tablename__ = "change_requests"
+    __table_args__ = (
+        sa.Index(
+            "uq_change_requests_one_pending", "model_id", "environment", unique=True,
+            sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index("ix_change_requests_status_expires", "status", "expires_at"),
+        sa.Index("ix_change_requests_model_env", "model_id", "environment", "id"),
+        sa.ForeignKeyConstraint(
+            ["model_id", "version"], ["model_versions.model_id", "model_versions.version"],
+            name="fk_change_requests_version",
+        ),
+        sa.CheckConstraint(
+            "status in ('pending', 'approved', 'rejected', 'expired', 'superseded', 'cancelled')",
+            name="ck_change_requests_status",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registered_models.id", nullable=False)
+    version: int = Field(nullable=False)
+    environment: str = Field(max_length=32, nullable=False)
+    kind: str = Field(max_length=32, nullable=False, default="promote")
+    requester: str = Field(nullable=False)
+    reason: str | None = Field(default=None)
+    status: str = Field(max_length=16, nullable=False, default="pending")
+    approvals_needed: int = Field(nullable=False, default=1)
+    created_at: datetime = Field(sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column())
+    decided_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    decided_by: str | None = Field(default=None)
+    decision_reason: str | None = Field(default=None)
+    override_by: str | None = Field(default=None)
+    override_reason: str | None = Field(default=None)
+    superseded_by: int | None = Field(default=None)
+    # the version serving when the request was made, and the gate results then
+    from_version: int | None = Field(default=None)
+    gates: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
+
+
+class RequestVote(SQLModel, table=True):
+    """One approval or rejection per person per request: the unique key makes double clicks no-ops."""
+
+    __tablename__ = "request_votes"
+    __table_args__ = (sa.UniqueConstraint("request_id", "voter", name="uq_request_votes_voter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="change_requests.id", nullable=False)
+    voter: str = Field(nullable=False)
+    decision: str = Field(max_length=16, nullable=False)
+    at: datetime = Field(sa_column=utc_column())
+    reason: str | None = Field(default=None)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message or webhook caused by a state change, written in the same transaction.
+
+    The delivery worker sends rows in id order per `topic` (e.g. one model), so a card is
+    posted before it is updated. `message_key` names a Slack message across rows: a `post`
+    records its channel/ts under the key in `slack_messages`; `update`/`thread` rows find it
+    there.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_topic_id", "topic", "id"),
+        sa.CheckConstraint("status in ('pending', 'sending', 'delivered', 'failed')", name="ck_outbox_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=200, nullable=False)
+    kind: str = Field(max_length=32, nullable=False)
+    template: str = Field(max_length=64, nullable=False)
+    channel: str | None = Field(default=None, max_length=64)
+    user_id: str | None = Field(default=None, max_length=64)
+    message_key: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+    status: str = Field(max_length=16, nullable=False, default="pending")
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: datetime = Field(sa_column=utc_column())
+    lease_until: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_error: str | None = Field(default=None)
+    created_at: datetime = Field(sa_column=utc_column())
+    delivered_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+
+
+class SlackMessageRef(SQLModel, table=True):
+    """Where a keyed message (an approval card, an alert card) lives in Slack."""
+
+    __tablename__ = "slack_messages"
+
+    key: str = Field(primary_key=True, max_length=200)
+    channel: str = Field(max_length=64, nullable=False)
+    ts: str = Field(max_length=32, nullable=False)
+    outbox_id: int | None = Field(default=None)
+    created_at: datetime = Field(sa_column=utc_column())

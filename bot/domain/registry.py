@@ -39,6 +39,8 @@ from storage.models import AuditEvent, Deployment, ModelVersion, RegisteredModel
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 MAX_PAGE = 500
 Clock = Callable[[], datetime]
+# Called inside the pointer move's transaction, so the messages it causes commit with it.
+OnMove = Callable[[Session, RegisteredModel, PointerMove], None]
 
 
 def utc_now() -> datetime:
@@ -233,6 +235,7 @@ class Registry:
         reason: str | None = None,
         request_id: str | None = None,
         action: str = "promote",
+        on_move: OnMove | None = None,
     ) -> PointerMove:
         """Move the stable pointer; the old stable becomes `previous` (kept warm for rollback)."""
         env = names.environment(environment, self.environments)
@@ -246,10 +249,13 @@ class Registry:
             dep = self._locked_deployment(session, model, env)
             if dep.stable_version == target.version:
                 raise Conflict(f"{model.name} v{target.version} already serves {env}.")
-            return self._move(
+            move = self._move(
                 session, model, dep, target.version, actor=actor, action=action, reason=reason,
                 request_id=request_id,
             )
+            if on_move is not None:
+                on_move(session, model, move)
+            return move
 
     def rollback(
         self,
@@ -260,6 +266,7 @@ class Registry:
         to: str | VersionRef | None = None,
         reason: str | None = None,
         request_id: str | None = None,
+        on_move: OnMove | None = None,
     ) -> PointerMove:
         """Back to the previous stable, or to a named version that served this environment before."""
         env = names.environment(environment, self.environments)
@@ -286,10 +293,13 @@ class Registry:
                     )
             if dep.stable_version == target_version:
                 raise Conflict(f"{model.name} v{target_version} already serves {env}: nothing to roll back.")
-            return self._move(
+            move = self._move(
                 session, model, dep, target_version, actor=actor, action="rollback", reason=reason,
                 request_id=request_id,
             )
+            if on_move is not None:
+                on_move(session, model, move)
+            return move
 
     def _move(
         self,
