@@ -286,7 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="REF")
     p.add_argument("--actor", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
+
+    p = command("shell", cmd_shell, "try the /model commands in a terminal (like Slack, no workspace needed)",
+                json_flag=False)
+    p.add_argument("--demo", action="store_true", help="first seed a demo registry (idempotent)")
+    p.add_argument("--user", metavar="U123", help="act as this Slack user (default $MODELBOT_SHELL_USER or U0SHELL)")
+    p.add_argument("--channel", metavar="C123", help="the channel commands come from (default C0SHELL)")
     return parser
+
+
+def cmd_shell(services: Services, args: argparse.Namespace) -> None:
+    from bot import shell
+
+    code = shell.main(services, args)
+    if code:
+        raise SystemExit(code)  # after `finally` closes the database
 
 
 def main(argv: Sequence[str] | None = None) -> int:
