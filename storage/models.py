@@ -229,3 +229,84 @@ class SlackMessageRef(SQLModel, table=True):
     ts: str = Field(max_length=32, nullable=False)
     outbox_id: int | None = Field(default=None)
     created_at: datetime = Field(sa_column=utc_column())
+
+
+class MetricSample(SQLModel, table=True):
+    """One observed value of one metric of one model in one environment (monitoring).
+
+    `version` is the version that produced the value when known (canary and stable differ).
+    Indexed for the two questions digests and alerts ask: the latest value, and a window.
+    """
+
+    __tablename__ = "metric_samples"
+    __table_args__ = (
+        sa.Index("ix_metric_samples_series_at", "model_id", "environment", "metric", "at"),
+        sa.Index("ix_metric_samples_at", "at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                                             primary_key=True, autoincrement=True))
+    model_id: int = Field(foreign_key="registered_models.id", nullable=False)
+    version: int | None = Field(default=None)
+    environment: str = Field(max_length=32, nullable=False)
+    metric: str = Field(max_length=128, nullable=False)
+    value: float = Field(nullable=False)
+    at: datetime = Field(sa_column=utc_column())
+    source: str = Field(max_length=64, nullable=False, default="api")
+
+
+class MetricRollup(SQLModel, table=True):
+    """Hourly aggregates that replace raw samples older than the retention window."""
+
+    __tablename__ = "metric_rollups"
+    __table_args__ = (
+        sa.UniqueConstraint("model_id", "environment", "metric", "version", "hour", name="uq_metric_rollups_bucket"),
+        sa.Index("ix_metric_rollups_series_hour", "model_id", "environment", "metric", "hour"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registered_models.id", nullable=False)
+    version: int | None = Field(default=None)
+    environment: str = Field(max_length=32, nullable=False)
+    metric: str = Field(max_length=128, nullable=False)
+    hour: datetime = Field(sa_column=utc_column())
+    count: int = Field(nullable=False)
+    total: float = Field(nullable=False)
+    minimum: float = Field(nullable=False)
+    maximum: float = Field(nullable=False)
+    last: float = Field(nullable=False)
+
+
+class Subscription(SQLModel, table=True):
+    """A channel's digest: which models (None = all), how often, when, in which time zone."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "model_key", "frequency", name="uq_subscriptions_channel_model_freq"),
+        sa.CheckConstraint("frequency in ('hourly', 'daily', 'weekly')", name="ck_subscriptions_frequency"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=64, nullable=False)
+    model_id: int | None = Field(default=None, foreign_key="registered_models.id")
+    # "*" for every model, else the model's name_key: part of the unique key (NULLs are distinct)
+    model_key: str = Field(max_length=64, nullable=False)
+    frequency: str = Field(max_length=16, nullable=False)
+    at_time: str = Field(max_length=5, nullable=False, default="09:00")
+    weekday: int = Field(default=0, nullable=False)  # 0 = Monday, for weekly digests
+    timezone: str = Field(max_length=64, nullable=False, default="UTC")
+    created_by: str = Field(nullable=False)
+    created_at: datetime = Field(sa_column=utc_column())
+    last_sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class SourceStatus(SQLModel, table=True):
+    """The last pull of each metric source: digests say "no data since …" from here."""
+
+    __tablename__ = "source_status"
+
+    name: str = Field(primary_key=True, max_length=128)
+    last_attempt_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_success_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_error: str | None = Field(default=None)
+    samples_last_pull: int = Field(default=0, nullable=False)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.domain.registry import NewVersion, Registry
-from storage.db import HEAD_REVISION, Database
+from storage.db import HEAD_REVISION, Database, DatabaseSettings
 from storage.migrations.runner import head_revision
 from storage.models import AuditEvent, Deployment
 
@@ -67,3 +67,30 @@ def test_canary_weight_bounded(db: Database) -> None:
     _seed(db)
     with pytest.raises(IntegrityError), db.write() as session:
         session.execute(sa.update(Deployment).values(canary_weight=150))
+
+
+def test_upgrading_an_old_database_keeps_data_and_the_append_only_rule(database_url: str) -> None:
+    """Each migration must upgrade a populated database, not only an empty one."""
+    from alembic import command
+
+    from storage.migrations.runner import alembic_config
+
+    db = Database(DatabaseSettings(url=database_url))
+    try:
+        command.upgrade(alembic_config(db.engine), "0001")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO registered_models (name, name_key, created_at, latest_version) "
+                "VALUES ('churn', 'churn', CURRENT_TIMESTAMP, 0)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO audit_events (at, actor, model_id, action) VALUES (CURRENT_TIMESTAMP, 'ci', 1, 'register')"
+            )
+        db.upgrade()
+        assert db.current_revision() == HEAD_REVISION
+        with pytest.raises(DBAPIError, match="append-only"), db.write() as session:
+            session.execute(sa.delete(AuditEvent))
+        with db.read() as session:
+            assert session.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one() == 1
+    finally:
+        db.dispose()
