@@ -26,6 +26,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TOP_KEYS = {"roles", "environments", "webhooks", "metrics", "announce_channel", "monitoring", "alerts", "sources",
             "retention", "subscriptions", "drift", "api"}
+# Parsed by the features that own them (bot/sources, bot/jobs, alerting), with `PolicyFile.error`.
+FEATURE_SECTIONS = {"monitoring", "alerts", "sources", "retention", "subscriptions", "drift", "api"}
 ENV_KEYS = {"approvals", "approvers", "allow_self_approval", "approval_channel", "expires_after", "requires", "gates",
             "rollback_approvals", "canary_steps"}
 ROLE_KEYS = {"admins", "deployers"}
@@ -42,7 +44,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-class _File:
+class PolicyFile:
     """Errors that point at the line where a key is written."""
 
     def __init__(self, path: Path, text: str) -> None:
@@ -76,7 +78,7 @@ def load_policy(path: Path, *, required: bool = False) -> Policy:
                               "modelbot.example.toml to start.")
         return default_policy()
     text = path.read_text(encoding="utf-8")
-    file = _File(path, text)
+    file = PolicyFile(path, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -90,7 +92,7 @@ def load_policy(path: Path, *, required: bool = False) -> Policy:
     return parse_policy(data, file)
 
 
-def parse_policy(data: dict[str, Any], file: _File) -> Policy:
+def parse_policy(data: dict[str, Any], file: PolicyFile) -> Policy:
     for key in data:
         if key not in TOP_KEYS:
             raise file.error(f"unknown section or key '{key}'; known: {', '.join(sorted(TOP_KEYS))}.", key, None)
@@ -143,10 +145,11 @@ def parse_policy(data: dict[str, Any], file: _File) -> Policy:
         metric_directions=dict(directions),
         announce_channel=announce,
         source=str(file.path),
+        sections={k: v for k, v in data.items() if k in FEATURE_SECTIONS},
     )
 
 
-def _environment(name: str, raw: dict[str, Any], section: str, file: _File) -> EnvironmentPolicy:
+def _environment(name: str, raw: dict[str, Any], section: str, file: PolicyFile) -> EnvironmentPolicy:
     for key in raw:
         if key not in ENV_KEYS:
             raise file.error(f"unknown key '{key}' in [{section}]; known: {', '.join(sorted(ENV_KEYS))}.", key, section)
@@ -191,7 +194,7 @@ def _environment(name: str, raw: dict[str, Any], section: str, file: _File) -> E
     )
 
 
-def _webhook(raw: Any, file: _File) -> Webhook:
+def _webhook(raw: Any, file: PolicyFile) -> Webhook:
     if not isinstance(raw, dict):
         raise file.error("each [[webhooks]] entry must be a table with url, secret_env and events.", "webhooks")
     for key in raw:
@@ -210,7 +213,7 @@ def _webhook(raw: Any, file: _File) -> Webhook:
     return Webhook(url=url, secret_env=secret_env, events=tuple(events))
 
 
-def _members(raw: Any, key: str, section: str, file: _File, *, default: Members) -> Members:
+def _members(raw: Any, key: str, section: str, file: PolicyFile, *, default: Members) -> Members:
     if raw is None:
         return default
     if not isinstance(raw, list) or not all(isinstance(x, str) and _MEMBER.match(x) for x in raw):
@@ -219,12 +222,12 @@ def _members(raw: Any, key: str, section: str, file: _File, *, default: Members)
     return Members(entries=tuple(raw), open=False)
 
 
-def _int(raw: Any, key: str, section: str, file: _File, low: int, high: int) -> int:
+def _int(raw: Any, key: str, section: str, file: PolicyFile, low: int, high: int) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
         raise file.error(f"{key} must be a whole number from {low} to {high}.", key, section)
     return raw
 
 
-def _expect_table(value: Any, section: str, file: _File) -> None:
+def _expect_table(value: Any, section: str, file: PolicyFile) -> None:
     if not isinstance(value, dict):
         raise file.error(f"[{section}] must be a table.", None, section)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from bot.domain.gates import Gate
 
@@ -74,6 +75,8 @@ class Policy:
     metric_directions: dict[str, str] = field(default_factory=dict)
     announce_channel: str | None = None
     source: str = "built-in defaults"
+    # sections other features parse themselves (sources, monitoring, alerts, …), as loaded
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @property
     def environment_names(self) -> tuple[str, ...]:

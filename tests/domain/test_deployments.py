@@ -13,7 +13,7 @@ from bot.config import ConfigError
 from bot.domain.deployments import Deployments
 from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bot.domain.registry import NewVersion, Registry
-from bot.policy_file import _File, load_policy, parse_policy
+from bot.policy_file import PolicyFile, load_policy, parse_policy
 from storage import queries
 from storage.db import Database
 from storage.models import AuditEvent, OutboxMessage
@@ -322,4 +322,4 @@ def test_example_policy_parses() -> None:
     example = Path(__file__).resolve().parents[2] / "modelbot.example.toml"
     policy = load_policy(example)
     assert policy.env("production").approvals == 2
-    assert parse_policy({}, _File(example, "")).env("production").approvals == 0
+    assert parse_policy({}, PolicyFile(example, "")).env("production").approvals == 0
