@@ -310,3 +310,108 @@ class SourceStatus(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     last_error: str | None = Field(default=None)
     samples_last_pull: int = Field(default=0, nullable=False)
+
+
+class AlertRule(SQLModel, table=True):
+    """A threshold or anomaly rule on one metric of one model (Prometheus-style `for`)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (
+        sa.Index("ix_alert_rules_model", "model_id", "enabled"),
+        sa.CheckConstraint("op in ('<', '<=', '>', '>=', '==', '!=')", name="ck_alert_rules_op"),
+        sa.CheckConstraint("severity in ('warning', 'critical')", name="ck_alert_rules_severity"),
+        sa.CheckConstraint("target in ('stable', 'canary', 'both')", name="ck_alert_rules_target"),
+        sa.CheckConstraint("no_data in ('keep', 'alert', 'ok')", name="ck_alert_rules_no_data"),
+        sa.CheckConstraint("kind in ('threshold', 'anomaly')", name="ck_alert_rules_kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, max_length=128)
+    model_id: int = Field(foreign_key="registered_models.id", nullable=False)
+    environment: str = Field(max_length=32, nullable=False)
+    metric: str = Field(max_length=128, nullable=False)
+    kind: str = Field(max_length=16, nullable=False, default="threshold")
+    op: str = Field(max_length=2, nullable=False, default=">")
+    threshold: float | None = Field(default=None)
+    # "previous": compare against the previous version's value (+ threshold as an offset)
+    baseline: str = Field(max_length=16, nullable=False, default="constant")
+    for_seconds: int = Field(default=0, nullable=False)
+    keep_firing_for_seconds: int = Field(default=0, nullable=False)
+    severity: str = Field(max_length=16, nullable=False, default="warning")
+    channel: str | None = Field(default=None, max_length=64)
+    target: str = Field(max_length=16, nullable=False, default="stable")
+    no_data: str = Field(max_length=8, nullable=False, default="keep")
+    no_data_after_seconds: int = Field(default=600, nullable=False)
+    anomaly_k: float = Field(default=4.0, nullable=False)
+    anomaly_window_seconds: int = Field(default=7 * 86400, nullable=False)
+    failure_limit: int = Field(default=3, nullable=False)
+    enabled: bool = Field(default=True, nullable=False)
+    origin: str = Field(max_length=16, nullable=False, default="slack")
+    created_by: str = Field(nullable=False)
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class AlertState(SQLModel, table=True):
+    """Where one rule stands for one series (environment × stable/canary)."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (
+        sa.UniqueConstraint("rule_id", "series", name="uq_alert_states_rule_series"),
+        sa.CheckConstraint("state in ('inactive', 'pending', 'firing')", name="ck_alert_states_state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: int = Field(foreign_key="alert_rules.id", nullable=False)
+    series: str = Field(max_length=64, nullable=False)
+    state: str = Field(max_length=16, nullable=False, default="inactive")
+    active_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    firing_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_true_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_eval_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_value: float | None = Field(default=None)
+    last_threshold: float | None = Field(default=None)
+    version: int | None = Field(default=None)
+    no_data: bool = Field(default=False, nullable=False)
+    consecutive_failures: int = Field(default=0, nullable=False)
+    group_id: int | None = Field(default=None)
+
+
+class AlertGroup(SQLModel, table=True):
+    """One incident per model and environment: the unit of notification (Alertmanager group)."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (
+        sa.Index("uq_alert_groups_one_open", "model_id", "environment", unique=True,
+                 sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'")),
+        sa.CheckConstraint("status in ('open', 'resolved')", name="ck_alert_groups_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registered_models.id", nullable=False)
+    environment: str = Field(max_length=32, nullable=False)
+    channel: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=16, nullable=False, default="open")
+    opened_at: datetime = Field(sa_column=utc_column())
+    first_notified_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_notified_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    acknowledged_by: str | None = Field(default=None)
+    acknowledged_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # fingerprint of what the last notification said (firing rules), to notify changes only
+    notified_fingerprint: str | None = Field(default=None, max_length=200)
+
+
+class Silence(SQLModel, table=True):
+    """Mutes notifications (not evaluation) for a model/environment, or one rule, until it ends."""
+
+    __tablename__ = "silences"
+    __table_args__ = (sa.Index("ix_silences_model_ends", "model_id", "ends_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registered_models.id", nullable=False)
+    environment: str | None = Field(default=None, max_length=32)
+    rule_id: int | None = Field(default=None, foreign_key="alert_rules.id")
+    starts_at: datetime = Field(sa_column=utc_column())
+    ends_at: datetime = Field(sa_column=utc_column())
+    created_by: str = Field(nullable=False)
+    reason: str | None = Field(default=None)
