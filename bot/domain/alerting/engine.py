@@ -1,0 +1,261 @@
+"""One evaluation cycle over every enabled rule, run by the scheduler every minute.
+
+The cycle reads the latest sample of every series in one query, evaluates the rules in
+memory, and writes the changed states, incident groups and outbox notifications in one
+transaction: a state change and the message it causes commit together. Canary aborts run
+right after, through the deployments domain, so they are audited like any other change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bot.domain.alerting import anomaly, notify
+from bot.domain.alerting.state import Observation, Rule, SeriesState, condition, step
+from bot.domain.entities import as_utc
+from bot.domain.errors import Conflict
+from bot.domain.registry import Registry
+from storage.models import (
+    AlertRule,
+    AlertState,
+    Deployment,
+    MetricRollup,
+    MetricSample,
+    ModelVersion,
+    RegisteredModel,
+)
+
+log = logging.getLogger("modelbot.alerts")
+SYSTEM_ACTOR = "modelbot"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    group_wait: timedelta = timedelta(seconds=30)
+    group_interval: timedelta = timedelta(minutes=5)
+    repeat_interval: timedelta = timedelta(hours=4)
+    default_channel: str | None = None
+    evaluation_interval: timedelta = timedelta(minutes=1)
+
+
+@dataclass
+class CycleReport:
+    rules: int = 0
+    series: int = 0
+    transitions: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0
+    canary_aborts: list[str] = field(default_factory=list)
+    inconclusive_canaries: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Series:
+    rule: AlertRule
+    name: str  # "stable" or "canary"
+    version: int | None
+
+
+CanaryAbort = Callable[[str, str, str], None]
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: AlertSettings | None = None,
+        *,
+        abort_canary: CanaryAbort | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings or AlertSettings()
+        self.abort_canary = abort_canary
+        self.clock = clock or registry.clock
+
+    def evaluate(self) -> CycleReport:
+        now = self.clock()
+        report = CycleReport()
+        aborts: list[tuple[str, str, str]] = []
+        with self.registry.writing() as session:
+            rules = session.exec(select(AlertRule).where(AlertRule.enabled == True)).all()  # noqa: E712
+            report.rules = len(rules)
+            if not rules:
+                return report
+            models = {m.id: m for m in session.exec(select(RegisteredModel).where(
+                col(RegisteredModel.id).in_({r.model_id for r in rules}))).all()}
+            deployments = {(d.model_id, d.environment): d for d in session.exec(select(Deployment).where(
+                col(Deployment.model_id).in_(list(models)))).all()}
+            lookback = max(r.no_data_after_seconds for r in rules)
+            latest = _latest_values(session, now, lookback)
+            registered = _registered_metrics(session, deployments.values())
+            states = {(s.rule_id, s.series): s for s in session.exec(select(AlertState).where(
+                col(AlertState.rule_id).in_([r.id for r in rules]))).all()}
+            touched: list[tuple[AlertRule, AlertState, str | None]] = []
+            for rule in rules:
+                dep = deployments.get((rule.model_id, rule.environment))
+                for series in _series_of(rule, dep):
+                    report.series += 1
+                    seen = self._observe(session, series, dep, latest, registered, now)
+                    row = states.get((rule.id, series.name))  # type: ignore[arg-type]
+                    before = _state_of(row)
+                    after, transition = step(
+                        Rule(rule.for_seconds, rule.keep_firing_for_seconds, rule.no_data), before, seen, now
+                    )
+                    if row is None:
+                        row = AlertState(rule_id=rule.id, series=series.name)  # type: ignore[arg-type]
+                        states[(rule.id, series.name)] = row  # type: ignore[index]
+                    if after != before or row.id is None:
+                        _store(row, after, now)
+                        session.add(row)
+                    if transition:
+                        report.transitions[transition] = report.transitions.get(transition, 0) + 1
+                    touched.append((rule, row, transition))
+                    if series.name == "canary":
+                        model = models[rule.model_id].name
+                        if (rule.severity == "critical" and after.state == "firing"
+                                and after.consecutive_failures >= rule.failure_limit):
+                            why = (f"{rule.metric} = {after.last_value:.6g} breached {rule.op} "
+                                   f"{after.last_threshold:.6g} for {after.consecutive_failures} consecutive "
+                                   f"evaluations (failure limit {rule.failure_limit}; rule {rule.id})")
+                            aborts.append((model, rule.environment, why))
+                        if after.no_data and not before.no_data:
+                            report.inconclusive_canaries.append(f"{model}@{rule.environment}")
+            session.flush()
+            report.notifications = notify.update_groups(session, touched, models, deployments, self.settings, now,
+                                                        inconclusive=report.inconclusive_canaries)
+        done: set[tuple[str, str]] = set()
+        for model, env, why in aborts:
+            if (model, env) in done or self.abort_canary is None:
+                continue
+            done.add((model, env))
+            try:
+                self.abort_canary(model, env, why)
+                report.canary_aborts.append(f"{model}@{env}")
+            except Conflict:
+                pass  # already aborted or promoted meanwhile
+        return report
+
+    def _observe(
+        self, session: Session, series: _Series, dep: Deployment | None, latest: dict[tuple[Any, ...], tuple[float, datetime]],
+        registered: dict[tuple[int, int], dict[str, float]], now: datetime,
+    ) -> Observation:
+        rule = series.rule
+        value = _pick(latest, rule.model_id, rule.environment, rule.metric, series.version, series.name == "stable")
+        if rule.kind == "anomaly":
+            if value is None:
+                return Observation(None, None, None, series.version)
+            base = _anomaly_baseline(session, rule, series.version, now)
+            if base is None:
+                return Observation(value, None, None, series.version)
+            upper = base.median + rule.anomaly_k * base.deviation
+            lower = base.median - rule.anomaly_k * base.deviation
+            breached = value > upper or value < lower
+            return Observation(value, upper if value >= base.median else lower, breached, series.version)
+        threshold = rule.threshold
+        if rule.baseline == "previous":
+            previous = dep.previous_version if dep is not None else None
+            if series.name == "canary" and dep is not None:
+                previous = dep.stable_version  # a canary is judged against what it may replace
+            reference = None
+            if previous is not None:
+                reference = _pick(latest, rule.model_id, rule.environment, rule.metric, previous, False)
+                if reference is None:
+                    reference = registered.get((rule.model_id, previous), {}).get(rule.metric)
+            threshold = None if reference is None else reference + (rule.threshold or 0.0)
+        return Observation(value, threshold, condition(rule.op, value, threshold), series.version)
+
+
+def _series_of(rule: AlertRule, dep: Deployment | None) -> Iterable[_Series]:
+    stable = dep.stable_version if dep is not None else None
+    if rule.target in ("stable", "both"):
+        yield _Series(rule, "stable", stable)
+    if rule.target in ("canary", "both") and dep is not None and dep.canary_version is not None and dep.canary_weight:
+        yield _Series(rule, "canary", dep.canary_version)
+
+
+def _latest_values(session: Session, now: datetime, lookback_seconds: int) -> dict[tuple[Any, ...], tuple[float, datetime]]:
+    """Newest value per (model, environment, metric, version) seen in the lookback window."""
+    rows = session.execute(
+        select(MetricSample.model_id, MetricSample.environment, MetricSample.metric, MetricSample.version,
+               MetricSample.value, MetricSample.at)
+        .where(col(MetricSample.at) > now - timedelta(seconds=lookback_seconds), col(MetricSample.at) <= now)
+    ).all()
+    latest: dict[tuple[Any, ...], tuple[float, datetime]] = {}
+    for model_id, env, metric, version, value, at in rows:
+        key = (model_id, env, metric, version)
+        at = as_utc(at)
+        current = latest.get(key)
+        if current is None or at >= current[1]:
+            latest[key] = (value, at)
+    return latest
+
+
+def _pick(
+    latest: dict[tuple[Any, ...], tuple[float, datetime]], model_id: int, env: str, metric: str, version: int | None,
+    unversioned_counts: bool,
+) -> float | None:
+    """The stable series also takes samples that carry no version (a source that doesn't know it)."""
+    found = latest.get((model_id, env, metric, version)) if version is not None else None
+    if unversioned_counts:
+        plain = latest.get((model_id, env, metric, None))
+        if plain is not None and (found is None or plain[1] > found[1]):
+            found = plain
+    return None if found is None else found[0]
+
+
+def _registered_metrics(session: Session, deployments: Iterable[Deployment]) -> dict[tuple[int, int], dict[str, float]]:
+    wanted = {(d.model_id, v) for d in deployments for v in (d.previous_version, d.stable_version) if v is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(ModelVersion).where(
+        sa.tuple_(ModelVersion.model_id, ModelVersion.version).in_(list(wanted)))).all()
+    return {(r.model_id, r.version): dict(r.metrics) for r in rows}
+
+
+def _anomaly_baseline(session: Session, rule: AlertRule, version: int | None, now: datetime) -> anomaly.Baseline | None:
+    start = now - timedelta(seconds=rule.anomaly_window_seconds)
+    # the value being judged is excluded from its own baseline (the last evaluation interval)
+    end = now - timedelta(minutes=1)
+    raw = session.execute(select(MetricSample.at, MetricSample.value).where(
+        MetricSample.model_id == rule.model_id, MetricSample.environment == rule.environment,
+        MetricSample.metric == rule.metric, col(MetricSample.at) >= start, col(MetricSample.at) < end)).all()
+    rolled = session.execute(select(MetricRollup.hour, MetricRollup.total, MetricRollup.count).where(
+        MetricRollup.model_id == rule.model_id, MetricRollup.environment == rule.environment,
+        MetricRollup.metric == rule.metric, col(MetricRollup.hour) >= start, col(MetricRollup.hour) < end)).all()
+    times = [as_utc(at).timestamp() for at, _ in raw] + [as_utc(h).timestamp() for h, _, _ in rolled]
+    values = [v for _, v in raw] + [t / c for _, t, c in rolled]
+    if not values:
+        return None
+    return anomaly.baseline(np.asarray(times), np.asarray(values, dtype=float), now, rule.anomaly_window_seconds)
+
+
+def _state_of(row: AlertState | None) -> SeriesState:
+    if row is None:
+        return SeriesState()
+    return SeriesState(
+        state=row.state,
+        active_since=as_utc(row.active_since) if row.active_since else None,
+        firing_since=as_utc(row.firing_since) if row.firing_since else None,
+        last_true_at=as_utc(row.last_true_at) if row.last_true_at else None,
+        no_data=row.no_data, consecutive_failures=row.consecutive_failures, last_value=row.last_value,
+        last_threshold=row.last_threshold, version=row.version,
+    )
+
+
+def _store(row: AlertState, state: SeriesState, now: datetime) -> None:
+    row.state = state.state
+    row.active_since, row.firing_since, row.last_true_at = state.active_since, state.firing_since, state.last_true_at
+    row.no_data, row.consecutive_failures = state.no_data, state.consecutive_failures
+    row.last_value, row.last_threshold, row.version = state.last_value, state.last_threshold, state.version
+    row.last_eval_at = now
+
+
+
