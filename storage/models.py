@@ -415,3 +415,19 @@ class Silence(SQLModel, table=True):
     ends_at: datetime = Field(sa_column=utc_column())
     created_by: str = Field(nullable=False)
     reason: str | None = Field(default=None)
+
+
+class ApiToken(SQLModel, table=True):
+    """A REST API token. Only a SHA-256 hash of the secret is stored; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, nullable=False, sa_column_kwargs={"unique": True})
+    token_hash: str = Field(max_length=64, nullable=False, sa_column_kwargs={"unique": True})
+    prefix: str = Field(max_length=16, nullable=False)
+    scopes: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
+    created_by: str = Field(nullable=False)
+    created_at: datetime = Field(sa_column=utc_column())
+    last_used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
