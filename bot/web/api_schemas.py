@@ -1,0 +1,204 @@
+"""Pydantic shapes of the REST API: what /api/v1/openapi.json documents and responses obey."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_SAMPLES = 10_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class VersionIn(Strict):
+    artifact_uri: str = Field(min_length=1, max_length=2000, examples=["s3://models/churn/7"])
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    run_id: str | None = Field(default=None, max_length=256)
+    source: str | None = Field(default=None, max_length=2000)
+    dataset_fingerprint: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=4000)
+
+
+class VersionOut(BaseModel):
+    model: str
+    version: int
+    status: str
+    artifact_uri: str
+    run_id: str | None
+    source: str | None
+    dataset_fingerprint: str | None
+    description: str | None
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    created_by: str
+    created_at: str
+    serving: list[str]
+
+
+class VersionPage(BaseModel):
+    model: str
+    total: int
+    offset: int
+    versions: list[VersionOut]
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str | None
+    owner: str | None
+    created_at: str
+    latest_version: int
+    serving: dict[str, int]
+
+
+class ModelPage(BaseModel):
+    total: int
+    offset: int
+    models: list[ModelOut]
+
+
+class EnvironmentOut(BaseModel):
+    model: str
+    environment: str
+    stable: int | None
+    stable_artifact_uri: str | None
+    previous: int | None
+    previous_artifact_uri: str | None
+    canary: int | None
+    canary_artifact_uri: str | None
+    canary_weight: int
+    revision: int
+    updated_at: str | None
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    actor: str
+    model: str | None
+    environment: str | None
+    action: str
+    from_version: int | None
+    to_version: int | None
+    revision: int | None
+    reason: str | None
+    request_id: str | None
+
+
+class HistoryOut(BaseModel):
+    model: str
+    environment: str | None
+    events: list[AuditOut]
+
+
+class Vote(BaseModel):
+    by: str
+    at: str
+
+
+class Rejection(BaseModel):
+    by: str
+    at: str
+    reason: str | None
+
+
+class GateOut(BaseModel):
+    gate: str
+    passed: bool
+    left: float | None
+    right: float | None
+    note: str
+
+
+class RequestOut(BaseModel):
+    id: int
+    model: str
+    version: int
+    environment: str
+    kind: str
+    requester: str
+    reason: str | None
+    status: str
+    approvals_needed: int
+    approvals: list[Vote]
+    rejections: list[Rejection]
+    created_at: str | None
+    expires_at: str | None
+    decided_at: str | None
+    decided_by: str | None
+    decision_reason: str | None
+    override_by: str | None
+    override_reason: str | None
+    superseded_by: int | None
+    from_version: int | None
+    gates: list[GateOut]
+
+
+class RequestList(BaseModel):
+    requests: list[RequestOut]
+
+
+class PromotionIn(Strict):
+    version: str = Field(min_length=1, max_length=64, examples=["7", "v7", "latest", "@staging"])
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+class RollbackIn(Strict):
+    to: str | None = Field(default=None, max_length=64, examples=["6"])
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+class ChangeOut(BaseModel):
+    """Either the pointer moved at once (`state` + `audit`), or a request awaits approval."""
+
+    outcome: Literal["moved", "requested"]
+    state: EnvironmentOut | None
+    audit: AuditOut | None
+    request: RequestOut | None
+
+
+class ApproveIn(Strict):
+    override_reason: str | None = Field(default=None, max_length=4000)
+
+
+class RejectIn(Strict):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class VoteOut(BaseModel):
+    result: Literal["approved", "counted", "rejected", "duplicate", "already_decided"]
+    request: RequestOut
+    notes: list[str]
+
+
+class SampleIn(Strict):
+    model: str = Field(min_length=1, max_length=64)
+    environment: str = Field(min_length=1, max_length=32)
+    metric: str = Field(min_length=1, max_length=128)
+    value: float
+    at: datetime
+    version: int | None = Field(default=None, ge=1)
+
+
+class SamplesIn(Strict):
+    samples: list[SampleIn] = Field(max_length=MAX_SAMPLES)
+
+
+class SamplesOut(BaseModel):
+    recorded: int

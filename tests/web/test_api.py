@@ -1,0 +1,179 @@
+"""The REST API over real HTTP: tokens, scopes, limits, error shape, the CI flow (both backends)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from bot.config import Settings
+from bot.domain.tokens import Tokens
+from bot.runtime import Services, open_services
+from bot.web.api import DEFAULT_BURST, TokenBuckets, create_api_app
+from bot.web.server import ServerThread
+from storage import queries
+
+POLICY = """
+[roles]
+deployers = ["ci"]
+[environments.staging]
+approvals = 0
+[environments.production]
+approvals = 2
+approvers = ["alice", "bob"]
+approval_channel = "C0APPROVALS"
+"""
+
+
+@dataclass
+class Api:
+    url: str
+    services: Services
+    tokens: dict[str, str]
+
+    def call(self, method: str, path: str, token: str | None = "ci", **kw: object) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[token]}"} if token else {}
+        return requests.request(method, self.url + "/api/v1" + path, headers=headers, timeout=10, **kw)  # type: ignore[arg-type]
+
+    def counts(self) -> dict[str, int]:
+        with self.services.registry.reading() as session:
+            return queries.row_counts(session)
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    policy = tmp_path / "modelbot.toml"
+    policy.write_text(POLICY)
+    services = open_services(Settings(database_url=database_url, config_path=policy))
+    tokens = Tokens(services.registry)
+    now = services.clock()
+    secrets = {
+        "ci": tokens.create("ci", "read,versions:write,promotions:request,metrics:write", actor="t", now=now)[1],
+        "reader": tokens.create("reader", "read", actor="t", now=now)[1],
+        "alice": tokens.create("alice", "read,promotions:approve", actor="t", now=now)[1],
+        "bob": tokens.create("bob", "read,promotions:approve", actor="t", now=now)[1],
+    }
+    from fastapi import FastAPI
+
+    web = FastAPI()
+    web.mount("/api/v1", create_api_app(services))
+    server = ServerThread(web).start()
+    try:
+        yield Api(server.url, services, secrets)
+    finally:
+        server.stop()
+        services.close()
+
+
+def test_ci_registers_requests_and_two_approvals_move_production(api: Api) -> None:
+    created = api.call("POST", "/models/churn/versions", json={"artifact_uri": "s3://b/churn/1",
+                                                               "metrics": {"auc": 0.91}})
+    assert created.status_code == 201 and created.json()["version"] == 1
+    assert created.json()["created_by"] == "ci"  # audited with the token's name
+    staged = api.call("POST", "/models/churn/environments/staging/promotions", json={"version": "1"})
+    assert staged.status_code == 201 and staged.json()["outcome"] == "moved"
+    asked = api.call("POST", "/models/churn/environments/production/promotions",
+                     json={"version": "latest", "reason": "better auc"})
+    assert asked.json()["outcome"] == "requested"
+    request_id = asked.json()["request"]["id"]
+    first = api.call("POST", f"/requests/{request_id}/approve", token="alice", json={})
+    assert first.json()["result"] == "counted"
+    second = api.call("POST", f"/requests/{request_id}/approve", token="bob", json={})
+    assert second.json()["result"] == "approved"
+    state = api.call("GET", "/models/churn/environments/production", token="reader").json()
+    assert state["stable"] == 1 and state["stable_artifact_uri"] == "s3://b/churn/1"
+
+
+def test_auth_scopes_and_limits(api: Api) -> None:
+    body = {"artifact_uri": "s3://x"}
+    before = api.counts()
+    no_token = api.call("POST", "/models/churn/versions", token=None, json=body)
+    assert no_token.status_code == 401 and no_token.json()["error"]["code"] == "unauthorized"
+    wrong = requests.post(api.url + "/api/v1/models/churn/versions", json=body, timeout=10,
+                          headers={"Authorization": "Bearer mbt_not-a-real-token"})
+    assert wrong.status_code == 401
+    missing_scope = api.call("POST", "/models/churn/versions", token="reader", json=body)
+    assert missing_scope.status_code == 403 and "versions:write" in missing_scope.json()["error"]["message"]
+    Tokens(api.services.registry).revoke("ci", now=api.services.clock())
+    assert api.call("POST", "/models/churn/versions", json=body).status_code == 401
+    huge = requests.post(api.url + "/api/v1/metrics", data=b"{" + b" " * (10 * 1024 * 1024) + b"}", timeout=30,
+                         headers={"Authorization": f"Bearer {api.tokens['reader']}",
+                                  "Content-Type": "application/json"})
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+    assert api.counts() == before
+
+
+def test_every_write_route_refuses_requests_without_a_token(api: Api) -> None:
+    from fastapi.routing import APIRoute
+
+    app = create_api_app(api.services)
+    writes = [r for r in app.routes if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}]
+    assert len(writes) >= 6
+    for route in writes:
+        path = route.path.replace("{model}", "churn").replace("{environment}", "production").replace(
+            "{request_id}", "1")
+        response = requests.post(api.url + "/api/v1" + path, json={}, timeout=10)
+        assert response.status_code == 401, route.path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/models/nope", None, 404),
+        ("POST", "/models/a%20b/versions", {"artifact_uri": "s3://x"}, 400),
+        ("POST", "/models/churn/versions", {"artifact_uri": "s3://x", "metrics": {"auc": "abc"}}, 422),
+        ("POST", "/models/churn/versions", {"artifact_uri": "s3://x", "unknown": 1}, 422),
+        ("POST", "/models/churn/environments/moon/promotions", {"version": "1"}, 400),
+        ("GET", "/requests/999", None, 404),
+        ("POST", "/metrics", {"samples": [{"model": "churn", "environment": "production", "metric": "auc",
+                                           "value": 0.9, "at": "not a time"}]}, 422),
+    ],
+)
+def test_errors_have_one_shape_and_change_nothing(api: Api, method: str, path: str, body: object, status: int) -> None:
+    api.call("POST", "/models/churn/versions", json={"artifact_uri": "s3://x"})
+    before = api.counts()
+    response = api.call(method, path, json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"code", "message"} and error["message"]
+    assert api.counts() == before
+
+
+def test_metrics_push_is_all_or_nothing(api: Api) -> None:
+    api.call("POST", "/models/churn/versions", json={"artifact_uri": "s3://x"})
+    good = {"model": "churn", "environment": "production", "metric": "auc", "value": 0.9,
+            "at": "2026-11-01T00:00:00Z"}
+    bad = {**good, "environment": "moon"}
+    assert api.call("POST", "/metrics", json={"samples": [good, bad]}).status_code == 400
+    response = api.call("POST", "/metrics", json={"samples": [good, good]})
+    assert response.status_code == 201 and response.json() == {"recorded": 2}
+
+
+def test_rate_limit_answers_429_with_retry_after(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi import FastAPI
+
+    monkeypatch.setenv("MODELBOT_API_RATE_PER_SECOND", "0.01")  # the burst, then one request per 100 s
+    web = FastAPI()
+    web.mount("/api/v1", create_api_app(api.services))
+    with ServerThread(web) as server:
+        headers = {"Authorization": f"Bearer {api.tokens['reader']}"}
+        statuses = [requests.get(server.url + "/api/v1/models", headers=headers, timeout=10).status_code
+                    for _ in range(DEFAULT_BURST + 1)]
+        assert statuses[:DEFAULT_BURST] == [200] * DEFAULT_BURST
+        assert statuses[-1] == 429
+        limited = requests.get(server.url + "/api/v1/models", headers=headers, timeout=10)
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+        assert limited.json()["error"]["code"] == "rate_limited"
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    bucket = TokenBuckets(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [bucket.take(1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(1) == pytest.approx(0.5)
+    now[0] += 0.5
+    assert bucket.take(1) == 0.0
+    assert bucket.take(2) == 0.0  # another token has its own bucket
