@@ -58,9 +58,58 @@ class CycleReport:
 
 @dataclass(frozen=True)
 class _Series:
-    rule: AlertRule
+    rule: RuleRow
     name: str  # "stable" or "canary"
     version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    """An alert rule as plain values: loading 10,000 ORM objects per cycle costs more than the cycle."""
+
+    id: int
+    model_id: int
+    environment: str
+    metric: str
+    kind: str
+    op: str
+    threshold: float | None
+    baseline: str
+    for_seconds: int
+    keep_firing_for_seconds: int
+    severity: str
+    channel: str | None
+    target: str
+    no_data: str
+    no_data_after_seconds: int
+    anomaly_k: float
+    anomaly_window_seconds: int
+    failure_limit: int
+
+
+@dataclass(slots=True)
+class StateRow:
+    """A series' state as plain values; `dirty` marks rows the cycle must write back."""
+
+    rule_id: int
+    series: str
+    id: int | None = None
+    state: str = "inactive"
+    active_since: datetime | None = None
+    firing_since: datetime | None = None
+    last_true_at: datetime | None = None
+    last_eval_at: datetime | None = None
+    last_value: float | None = None
+    last_threshold: float | None = None
+    version: int | None = None
+    no_data: bool = False
+    consecutive_failures: int = 0
+    group_id: int | None = None
+    dirty: bool = False
+
+
+_RULE_COLUMNS = [c for c in RuleRow.__dataclass_fields__]
+_STATE_COLUMNS = [c for c in StateRow.__dataclass_fields__ if c != "dirty"]
 
 
 CanaryAbort = Callable[[str, str, str], None]
@@ -85,36 +134,39 @@ class AlertEngine:
         report = CycleReport()
         aborts: list[tuple[str, str, str]] = []
         with self.registry.writing() as session:
-            rules = session.exec(select(AlertRule).where(AlertRule.enabled == True)).all()  # noqa: E712
+            table = AlertRule.__table__  # type: ignore[attr-defined]
+            rules = [RuleRow(*row) for row in session.execute(
+                sa.select(*(table.c[name] for name in _RULE_COLUMNS)).where(table.c.enabled == sa.true()))]
             report.rules = len(rules)
             if not rules:
                 return report
+            model_ids = {r.model_id for r in rules}
             models = {m.id: m for m in session.exec(select(RegisteredModel).where(
-                col(RegisteredModel.id).in_({r.model_id for r in rules}))).all()}
+                col(RegisteredModel.id).in_(model_ids))).all()}
             deployments = {(d.model_id, d.environment): d for d in session.exec(select(Deployment).where(
                 col(Deployment.model_id).in_(list(models)))).all()}
             lookback = max(r.no_data_after_seconds for r in rules)
             latest = _latest_values(session, now, lookback)
             registered = _registered_metrics(session, deployments.values())
-            states = {(s.rule_id, s.series): s for s in session.exec(select(AlertState).where(
-                col(AlertState.rule_id).in_([r.id for r in rules]))).all()}
-            touched: list[tuple[AlertRule, AlertState, str | None]] = []
+            states = _load_states(session)
+            touched: list[tuple[RuleRow, StateRow, str | None]] = []
             for rule in rules:
                 dep = deployments.get((rule.model_id, rule.environment))
                 for series in _series_of(rule, dep):
                     report.series += 1
                     seen = self._observe(session, series, dep, latest, registered, now)
-                    row = states.get((rule.id, series.name))  # type: ignore[arg-type]
+                    row = states.get((rule.id, series.name))
+                    if row is None:
+                        row = StateRow(rule_id=rule.id, series=series.name, dirty=True)
+                        states[(rule.id, series.name)] = row
                     before = _state_of(row)
                     after, transition = step(
-                        Rule(rule.for_seconds, rule.keep_firing_for_seconds, rule.no_data), before, seen, now
+                        Rule(rule.for_seconds, rule.keep_firing_for_seconds, rule.no_data,
+                             count_failures=series.name == "canary"),
+                        before, seen, now,
                     )
-                    if row is None:
-                        row = AlertState(rule_id=rule.id, series=series.name)  # type: ignore[arg-type]
-                        states[(rule.id, series.name)] = row  # type: ignore[index]
-                    if after != before or row.id is None:
+                    if _worth_writing(before, after):
                         _store(row, after, now)
-                        session.add(row)
                     if transition:
                         report.transitions[transition] = report.transitions.get(transition, 0) + 1
                     touched.append((rule, row, transition))
@@ -128,9 +180,9 @@ class AlertEngine:
                             aborts.append((model, rule.environment, why))
                         if after.no_data and not before.no_data:
                             report.inconclusive_canaries.append(f"{model}@{rule.environment}")
-            session.flush()
             report.notifications = notify.update_groups(session, touched, models, deployments, self.settings, now,
                                                         inconclusive=report.inconclusive_canaries)
+            _save_states(session, states.values())
         done: set[tuple[str, str]] = set()
         for model, env, why in aborts:
             if (model, env) in done or self.abort_canary is None:
@@ -173,7 +225,7 @@ class AlertEngine:
         return Observation(value, threshold, condition(rule.op, value, threshold), series.version)
 
 
-def _series_of(rule: AlertRule, dep: Deployment | None) -> Iterable[_Series]:
+def _series_of(rule: RuleRow, dep: Deployment | None) -> Iterable[_Series]:
     stable = dep.stable_version if dep is not None else None
     if rule.target in ("stable", "both"):
         yield _Series(rule, "stable", stable)
@@ -220,7 +272,7 @@ def _registered_metrics(session: Session, deployments: Iterable[Deployment]) -> 
     return {(r.model_id, r.version): dict(r.metrics) for r in rows}
 
 
-def _anomaly_baseline(session: Session, rule: AlertRule, version: int | None, now: datetime) -> anomaly.Baseline | None:
+def _anomaly_baseline(session: Session, rule: RuleRow, version: int | None, now: datetime) -> anomaly.Baseline | None:
     start = now - timedelta(seconds=rule.anomaly_window_seconds)
     # the value being judged is excluded from its own baseline (the last evaluation interval)
     end = now - timedelta(minutes=1)
@@ -237,25 +289,59 @@ def _anomaly_baseline(session: Session, rule: AlertRule, version: int | None, no
     return anomaly.baseline(np.asarray(times), np.asarray(values, dtype=float), now, rule.anomaly_window_seconds)
 
 
-def _state_of(row: AlertState | None) -> SeriesState:
-    if row is None:
-        return SeriesState()
+def _load_states(session: Session) -> dict[tuple[int, str], StateRow]:
+    table = AlertState.__table__  # type: ignore[attr-defined]
+    rows = session.execute(sa.select(*(table.c[name] for name in _STATE_COLUMNS)))
+    states = {}
+    for values in rows:
+        row = StateRow(*values)
+        for name in ("active_since", "firing_since", "last_true_at", "last_eval_at"):
+            value = getattr(row, name)
+            if value is not None:
+                setattr(row, name, as_utc(value))
+        states[(row.rule_id, row.series)] = row
+    return states
+
+
+def _save_states(session: Session, rows: Iterable[StateRow]) -> None:
+    """New rows in one multi-row INSERT, changed rows in one executemany UPDATE."""
+    table = AlertState.__table__  # type: ignore[attr-defined]
+    fields = [c for c in _STATE_COLUMNS if c not in ("id", "rule_id", "series")]
+    new = [{c: getattr(r, c) for c in _STATE_COLUMNS if c != "id"} for r in rows if r.dirty and r.id is None]
+    changed = [{"_id": r.id, **{c: getattr(r, c) for c in fields}} for r in rows if r.dirty and r.id is not None]
+    if new:
+        session.execute(sa.insert(table), new)
+    if changed:
+        session.execute(
+            sa.update(table).where(table.c.id == sa.bindparam("_id")).values({c: sa.bindparam(c) for c in fields}),
+            changed,
+        )
+
+
+def _state_of(row: StateRow) -> SeriesState:
     return SeriesState(
-        state=row.state,
-        active_since=as_utc(row.active_since) if row.active_since else None,
-        firing_since=as_utc(row.firing_since) if row.firing_since else None,
-        last_true_at=as_utc(row.last_true_at) if row.last_true_at else None,
+        state=row.state, active_since=row.active_since, firing_since=row.firing_since, last_true_at=row.last_true_at,
         no_data=row.no_data, consecutive_failures=row.consecutive_failures, last_value=row.last_value,
         last_threshold=row.last_threshold, version=row.version,
     )
 
 
-def _store(row: AlertState, state: SeriesState, now: datetime) -> None:
+def _worth_writing(before: SeriesState, after: SeriesState) -> bool:
+    """Every change of state is written; a new value only while the alert is pending or
+    firing (the card shows it) — inactive series would otherwise be rewritten every cycle."""
+    if (before.state, before.active_since, before.firing_since, before.last_true_at, before.no_data,
+            before.consecutive_failures, before.version) != (
+            after.state, after.active_since, after.firing_since, after.last_true_at, after.no_data,
+            after.consecutive_failures, after.version):
+        return True
+    return after.state != "inactive" and (before.last_value, before.last_threshold) != (
+        after.last_value, after.last_threshold)
+
+
+def _store(row: StateRow, state: SeriesState, now: datetime) -> None:
     row.state = state.state
     row.active_since, row.firing_since, row.last_true_at = state.active_since, state.firing_since, state.last_true_at
     row.no_data, row.consecutive_failures = state.no_data, state.consecutive_failures
     row.last_value, row.last_threshold, row.version = state.last_value, state.last_threshold, state.version
     row.last_eval_at = now
-
-
-
+    row.dirty = True

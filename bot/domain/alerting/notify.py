@@ -34,7 +34,7 @@ def card_key(group_id: int) -> str:
 
 def update_groups(
     session: Session,
-    touched: Iterable[tuple[AlertRule, AlertState, str | None]],
+    touched: Iterable[tuple[Any, Any, str | None]],
     models: dict[int | None, RegisteredModel],
     deployments: dict[tuple[int, str], Deployment],
     settings: AlertSettings,
@@ -66,7 +66,10 @@ def update_groups(
         for _, state in members:
             if state.state == "firing" and state.group_id != group.id:
                 state.group_id = group.id
-                session.add(state)
+                if hasattr(state, "dirty"):
+                    state.dirty = True  # written back by the engine with the other states
+                else:
+                    session.add(state)
         sent += _notify(session, group, model, env, members, firing, silences, deployments.get((model_id, env)),
                         settings, now)
     for label in inconclusive:
@@ -96,10 +99,10 @@ def _notify(
     if not notifiable or group.channel is None:
         return 0
     opened = as_utc(group.opened_at)
-    data = card_data(group, model, env, members, silences, dep, now)
     if group.first_notified_at is None:
         if now - opened < settings.group_wait:
             return 0
+        data = card_data(group, model, env, members, silences, dep, now)
         outbox.enqueue(session, now=now, topic=topic(model.id, env), kind="post", template="alert_card", data=data,
                        channel=group.channel, message_key=card_key(group.id))
         group.first_notified_at = group.last_notified_at = now
@@ -115,6 +118,7 @@ def _notify(
         template = "alert_repeat"
     else:
         return 0
+    data = card_data(group, model, env, members, silences, dep, now)
     outbox.enqueue(session, now=now, topic=topic(model.id, env), kind="update", template="alert_card", data=data,
                    message_key=card_key(group.id))
     outbox.enqueue(session, now=now, topic=topic(model.id, env), kind="thread", template=template, data=data,

@@ -46,6 +46,8 @@ class Rule:
     for_seconds: int = 0
     keep_firing_for_seconds: int = 0
     no_data: str = "keep"
+    # only canary analysis needs the run of consecutive failing evaluations
+    count_failures: bool = False
 
 
 def step(rule: Rule, before: SeriesState, seen: Observation, now: datetime) -> tuple[SeriesState, str | None]:
@@ -60,8 +62,12 @@ def step(rule: Rule, before: SeriesState, seen: Observation, now: datetime) -> t
                     last_value=seen.value if seen.value is not None else before.last_value,
                     last_threshold=seen.threshold if seen.threshold is not None else before.last_threshold)
     if condition:
-        failures = before.consecutive_failures + 1
-        after = replace(after, last_true_at=now, consecutive_failures=failures)
+        # Writing these on every evaluation would rewrite every true series every minute:
+        # keep them only where a rule needs them (keep_firing_for, canary failure limits).
+        if rule.keep_firing_for_seconds:
+            after = replace(after, last_true_at=now)
+        if rule.count_failures:
+            after = replace(after, consecutive_failures=before.consecutive_failures + 1)
         if before.state == "firing":
             return after, None
         active_since = before.active_since if before.state == "pending" and before.active_since else now
@@ -70,7 +76,8 @@ def step(rule: Rule, before: SeriesState, seen: Observation, now: datetime) -> t
         if before.state == "pending":
             return replace(after, active_since=active_since), None
         return replace(after, state="pending", active_since=active_since), "pending"
-    after = replace(after, consecutive_failures=0)
+    if after.consecutive_failures:
+        after = replace(after, consecutive_failures=0)
     if before.state == "firing":
         if (rule.keep_firing_for_seconds and before.last_true_at is not None
                 and now - before.last_true_at < timedelta(seconds=rule.keep_firing_for_seconds)):
