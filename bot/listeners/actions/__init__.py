@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import dispatch
 from bot.blocks import Message
@@ -34,7 +37,7 @@ def click_from(body: dict[str, Any]) -> dispatch.Click:
 
 def register(app: App, services: Services) -> None:
     @app.action(ACTION_PATTERN)
-    def button(ack: Ack, body: dict[str, Any], respond: Respond, context: dict[str, Any]) -> None:
+    def button(ack: Ack, body: dict[str, Any], respond: Respond, context: dict[str, Any], client: WebClient) -> None:
         ack()
         acked(context)
         event = click_from(body)
@@ -49,3 +52,20 @@ def register(app: App, services: Services) -> None:
                 respond(**result.replace.payload(), replace_original=True)
             if result.ephemeral is not None:
                 send(result.ephemeral)
+            if result.modal is not None:
+                open_modal(client, body.get("trigger_id"), result.modal, result.fallback, send)
+
+
+def open_modal(client: WebClient, trigger_id: str | None, view: dict[str, Any], fallback: Message | None,
+               send: Callable[[Message], Any]) -> None:
+    """Open a modal on the click's trigger_id (valid once, for 3 s). When Slack refuses it
+    (expired trigger), send the fallback note, which says how to do the same by command."""
+    if trigger_id:
+        try:
+            client.views_open(trigger_id=trigger_id, view=view)
+            return
+        except SlackApiError:
+            if fallback is None:
+                raise
+    if fallback is not None:
+        send(fallback)
