@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import App
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from bot.runtime import Services
 
 Mode = Literal["http", "socket"]
+LISTENER_THREADS = 64
 log = logging.getLogger("modelbot.slack")
 
 
@@ -44,6 +46,10 @@ def build_app(services: Services, mode: Mode) -> App:
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         logger=log,
+        # Bolt acks from inside the listener, which waits for a free executor thread. Its default
+        # pool of 5 let five replies stuck on a slow Slack block every new command's ack past the
+        # 3 s limit (Bolt then answers 404); threads mostly wait on I/O, so give them room.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="modelbot-listener"),
     )
     app.middleware(mark_received)
     commands.register(app, services)

@@ -30,7 +30,10 @@ def error(message: str, usage: str | None = None) -> Message:
     text = f":warning: {escape(message)}"
     if usage:
         text += f"\nUsage: `{escape(usage)}`"
-    return Message.build(message + (f" Usage: {usage}" if usage else ""), [section(text)])
+    # The fallback `text` is mrkdwn too (notifications, screen readers): error messages quote what the
+    # user typed, so it is escaped like the blocks, or `<!channel>` typed as a command would ping.
+    fallback = escape(message) + (f" Usage: {escape(usage)}" if usage else "")
+    return Message.build(fallback, [section(text)])
 
 
 def unexpected(reference: str) -> Message:

@@ -27,7 +27,9 @@ RECEIVED_AT = "modelbot_received_at"
 def error_message(exc: BaseException) -> tuple[Message, str]:
     """(message for the user, outcome label for metrics)."""
     if isinstance(exc, UsageError):
-        return help_blocks.error(exc.message, exc.usage), "usage_error"
+        # Text the grammar cannot even split (an unclosed quote, a 10 KB paste) has no command
+        # yet, hence no usage line of its own: point at help rather than leave the user guessing.
+        return help_blocks.error(exc.message, exc.usage or "/model help"), "usage_error"
     if isinstance(exc, ModelbotError):
         return help_blocks.error(exc.message), exc.code
     reference = uuid.uuid4().hex[:8]
