@@ -287,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
 
+    p = command("serve", cmd_serve, "run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, else HTTP mode",
+                json_flag=False)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--http", action="store_true",
+                      help="serve POST /slack/events (needs SLACK_SIGNING_SECRET), /healthz and /metrics")
+    mode.add_argument("--socket", action="store_true",
+                      help="connect over Socket Mode (needs SLACK_APP_TOKEN); /healthz and /metrics on --port")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=3000, help="TCP port (default 3000)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
     p = command("shell", cmd_shell, "try the /model commands in a terminal (like Slack, no workspace needed)",
                 json_flag=False)
     p.add_argument("--demo", action="store_true", help="first seed a demo registry (idempotent)")
@@ -295,12 +306,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_serve(services: Services, args: argparse.Namespace) -> None:
+    from bot.app import require_slack_settings
+    from bot.serve import choose_mode, configure_logging, serve
+
+    mode = choose_mode(services.settings, http=args.http, socket=args.socket)
+    require_slack_settings(services, mode)  # one line naming the variable, before logging is set up
+    configure_logging(services.settings, args.log_level)
+    serve(services, mode=mode, host=args.host, port=args.port)
+
+
 def cmd_shell(services: Services, args: argparse.Namespace) -> None:
     from bot import shell
 
     code = shell.main(services, args)
     if code:
         raise SystemExit(code)  # after `finally` closes the database
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{names.preview(raw, 20)}' is not a TCP port (0–65535)")
+    return int(raw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

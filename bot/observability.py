@@ -22,3 +22,13 @@ SLACK_API_ERRORS = Counter(
     "modelbot_slack_api_errors", "Slack Web API calls that failed, by method and error.",
     ["method", "error"], registry=REGISTRY,
 )
+HTTP_REQUESTS = Counter(
+    "modelbot_http_requests", "HTTP requests served, by method, route template and status code.",
+    ["method", "route", "status"], registry=REGISTRY,
+)
+HTTP_SECONDS = Histogram(
+    "modelbot_http_request_seconds",
+    "Time to produce an HTTP response, by route template (for /slack/events: the time to ack).",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3), registry=REGISTRY,
+)

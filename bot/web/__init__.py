@@ -1,0 +1,1 @@
+"""The HTTP server: `/slack/events` (Bolt), `/healthz`, `/metrics`, and later `/api/v1`."""

@@ -1,0 +1,154 @@
+"""The HTTP application: Slack's request URL, the health probe and Prometheus metrics.
+
+One ASGI app serves every HTTP front end so they cannot drift: HTTP mode mounts Bolt at
+`POST /slack/events`; Socket Mode passes no Bolt app and still gets `/healthz` and
+`/metrics` (orchestrators probe both modes the same way). Later features add their routes
+(the `/api/v1` REST API) as extra routers instead of editing this file.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import SlackRequestHandler, to_bolt_request, to_starlette_response
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.observability import HTTP_REQUESTS, HTTP_SECONDS, REGISTRY
+
+if TYPE_CHECKING:
+    from bot.runtime import Services
+
+SLACK_EVENTS_PATH = "/slack/events"
+# Slack's payloads are a few KB (a slash command is capped at 4,000 characters of text);
+# anything far bigger is not Slack, and reading it would only cost memory.
+MAX_SLACK_BODY_BYTES = 1_000_000
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+class ThreadedSlackRequestHandler(SlackRequestHandler):
+    """Bolt's Starlette adapter, with `App.dispatch` moved off the event loop.
+
+    The stock adapter calls the synchronous `App.dispatch` inside its coroutine. Dispatch
+    blocks until the listener has called `ack()`, polling every 10 ms with `time.sleep`, so
+    on the event loop every Slack request would stall every other request (including
+    `/healthz`) for at least that long. Running it in Starlette's thread pool keeps
+    requests independent; the listener itself still runs in Bolt's own executor.
+    """
+
+    async def handle(self, req: Request, addition_context_properties: dict[str, Any] | None = None) -> Response:
+        if req.method != "POST":
+            return await super().handle(req, addition_context_properties)
+        declared = req.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_SLACK_BODY_BYTES:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        body = await req.body()
+        if len(body) > MAX_SLACK_BODY_BYTES:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            # Slack only sends UTF-8; the adapter would raise (500) on anything else.
+            return JSONResponse({"error": "invalid request"}, status_code=400)
+        timestamp = req.headers.get("x-slack-request-timestamp")
+        if timestamp is not None and not _TIMESTAMP.fullmatch(timestamp):
+            # slack_sdk's verifier calls int() on it unguarded: "abc" would be a 500, not a 401.
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        bolt_request = to_bolt_request(req, body, addition_context_properties)
+        bolt_response = await run_in_threadpool(self.app.dispatch, bolt_request)
+        return to_starlette_response(bolt_response)
+
+
+class HttpMetricsMiddleware:
+    """Counts and times every HTTP request by route *template*, so paths cannot explode label cardinality.
+
+    A plain ASGI middleware rather than `@app.middleware("http")`: that one wraps the
+    response in an extra task and queue, which costs more than the request it measures.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = _route_label(scope)
+            method = scope.get("method", "GET")
+            HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+
+
+def _route_label(scope: Scope) -> str:
+    """The matched route's template, with the prefix of a mounted sub-app (`/api/v1/models/{name}`)."""
+    route = scope.get("route")
+    prefix = scope.get("root_path", "")[len(scope.get("app_root_path") or ""):]
+    if isinstance(route, Mount):
+        return f"{route.path}/unmatched"
+    if route is None:  # nothing matched (inside a mounted sub-app, if prefix is set)
+        return f"{prefix}/unmatched" if prefix else "unmatched"
+    return prefix + getattr(route, "path", "?")
+
+
+def create_web_app(
+    services: Services,
+    bolt_app: App | None = None,
+    *,
+    routers: Iterable[APIRouter] = (),
+    mounts: Mapping[str, ASGIApp] | None = None,
+) -> FastAPI:
+    """Build the ASGI app. `bolt_app=None` (Socket Mode) serves only the operational routes.
+
+    Other HTTP features plug in here rather than in a server of their own: `routers` are
+    included as given, `mounts` are whole sub-apps under a prefix (`{"/api/v1": api_app}`),
+    so one port, one metrics middleware and one graceful shutdown cover everything.
+    """
+    web = FastAPI(title="modelbot", docs_url=None, redoc_url=None, openapi_url=None)
+    web.state.services = services
+    web.add_middleware(HttpMetricsMiddleware)
+
+    if bolt_app is not None:
+        handler = ThreadedSlackRequestHandler(bolt_app)
+
+        @web.post(SLACK_EVENTS_PATH, include_in_schema=False)
+        async def slack_events(request: Request) -> Response:
+            # Bolt verifies the signature and timestamp (401 otherwise) before any listener runs.
+            return await handler.handle(request)
+
+    @web.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        # A plain `def`: FastAPI runs it in the thread pool, so a database that hangs on
+        # connect cannot freeze the event loop that serves Slack.
+        if services.db.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+    @web.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        web.include_router(router)
+    for prefix, sub_app in (mounts or {}).items():
+        web.mount(prefix, sub_app)
+    return web
