@@ -1,0 +1,93 @@
+"""`pull_source`: the one entry point the scheduler calls, once per source per interval.
+
+It never raises. Whatever happens — the source is down, answers 500, stalls, sends
+malformed JSON, a log lacks its label column, the window is empty, the database is
+locked — the outcome is a `PullResult`, one log line says what went wrong in words an
+operator can act on, and the scheduler moves on to the next job. Samples and the
+source's status are written in one transaction (see `recording.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.domain.entities import as_utc
+from bot.domain.errors import ModelbotError
+from bot.sources import json_endpoint, prediction_logs, probes, prometheus
+from bot.sources.common import Collected
+from bot.sources.config import AnySource, JsonSource, PredictionLogSource, ProbeSource, PrometheusSource
+from bot.sources.http import SourceError
+from bot.sources.recording import PullResult, record_failure, record_pull
+from storage.db import DatabaseBusy, DatabaseUnreachable
+
+if TYPE_CHECKING:
+    from bot.runtime import Services
+
+log = logging.getLogger("modelbot.sources")
+
+
+def pull_source(services: Services, source: AnySource, now: datetime | None = None) -> PullResult:
+    """Pull one source now: collect, record samples + status together, log one line. Never raises."""
+    now = as_utc(now or services.clock())
+    registry = services.registry
+    try:
+        collected = _collect(services, source, now)
+    except SourceError as exc:
+        return _failed(services, source, now, exc.message)
+    except ModelbotError as exc:  # bad data, unknown model/environment, …
+        return _failed(services, source, now, exc.message)
+    except (DatabaseBusy, DatabaseUnreachable) as exc:
+        return _failed(services, source, now, str(exc))
+    except Exception as exc:  # a bug must not stop the scheduler; say so plainly
+        log.error("source %s: unexpected %s: %s", source.name, type(exc).__name__, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        return _failed(services, source, now, f"unexpected {type(exc).__name__}: {exc}", logged=True)
+
+    error = "; ".join(collected.errors) or None
+    if not collected.samples and error is None and not collected.up_to_date:
+        error = "no data: " + ("; ".join(collected.notes) or "the source returned nothing.")
+    try:
+        recorded = record_pull(registry, source.name, collected.samples, now=now, error=error)
+    except (ModelbotError, DatabaseBusy, DatabaseUnreachable) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        return _failed(services, source, now, f"could not record samples: {message}")
+    except Exception as exc:
+        log.error("source %s: unexpected %s while recording: %s", source.name, type(exc).__name__, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        return PullResult(source.name, source.type, now, False, 0, (), f"unexpected {type(exc).__name__}: {exc}")
+    result = PullResult(source.name, source.type, now, error is None, recorded, tuple(collected.samples), error,
+                        tuple(collected.notes))
+    if error is not None:
+        log.warning("source %s (%s): %s", source.name, source.type, error)
+    else:
+        log.info("source %s (%s): recorded %d sample(s)%s", source.name, source.type, recorded,
+                 f"; {'; '.join(collected.notes)}" if collected.notes else "")
+    return result
+
+
+def _collect(services: Services, source: AnySource, now: datetime) -> Collected:
+    registry = services.registry
+    if isinstance(source, PrometheusSource):
+        return prometheus.collect(registry, source, now)
+    if isinstance(source, JsonSource):
+        return json_endpoint.collect(registry, source, now)
+    if isinstance(source, ProbeSource):
+        collected = probes.collect(registry, source, now)
+        for note in collected.notes:
+            log.warning("source %s (probe): %s", source.name, note)
+        return collected
+    if isinstance(source, PredictionLogSource):
+        return prediction_logs.collect(registry, source, now)
+    raise TypeError(f"unknown source type {type(source).__name__}")
+
+
+def _failed(services: Services, source: AnySource, now: datetime, error: str, *, logged: bool = False) -> PullResult:
+    if not logged:
+        log.warning("source %s (%s): %s", source.name, source.type, error)
+    try:
+        record_failure(services.registry, source.name, now=now, error=error)
+    except Exception as exc:  # the database itself is down: the log line above is all we can do
+        log.warning("source %s: could not store its status either: %s", source.name, exc)
+    return PullResult(source.name, source.type, now, False, 0, (), error)
