@@ -10,7 +10,6 @@ only waiting is bounded polling for the external server to be ready and to have 
 from __future__ import annotations
 
 import os
-
 import shutil
 import socket
 import subprocess
