@@ -25,8 +25,10 @@ submissions, events) for tests that drive our own ``/slack/events`` endpoint.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import decimal
 import hashlib
 import hmac
 import itertools
@@ -653,6 +655,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 makes a burst of parallel clients (a delivery worker
+    # with several threads) see connection resets and 1 s SYN retries that Slack never causes
+    request_queue_size = 128
 
     def __init__(self, fake: SlackFake, address: tuple[str, int]) -> None:
         self.fake = fake
@@ -661,6 +666,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # headers and body go out in two writes; with Nagle on, the body waits ~40 ms for the
+    # client's delayed ACK, which turns every call into a 40 ms call
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._serve()
@@ -771,12 +779,17 @@ class SlackFake:
         trigger_ttl: float = TRIGGER_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         host: str = "127.0.0.1",
+        ts_clock: Callable[[], float] | None = None,
     ) -> None:
         """Configure the workspace; nothing listens until ``start()`` / ``with``.
 
         ``channels`` may be ids (``{"C0GENERAL"}``) or ids → info (``{"C1": {"name": "x",
         "is_archived": True}}``).  ``clock`` (monotonic seconds) drives trigger_id and
         response_url expiry, so tests can age them without sleeping.
+
+        Message ts are deterministic by default (``1700000000.000100``, then +100 µs each).
+        With ``ts_clock`` (unix seconds, e.g. ``time.time``) they follow that clock like Slack's
+        (still strictly increasing), for tests whose code compares ts with its own clock.
         """
         self.bot_token = bot_token
         self.app_token = app_token
@@ -823,6 +836,8 @@ class SlackFake:
         self._outage: _Rule | None = None
         self._ids = itertools.count(1)
         self._ts_counter = itertools.count(1)
+        self._ts_clock = ts_clock
+        self._last_ts_micros = 0
 
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "apps.connections.open": self._apps_connections_open,
@@ -830,7 +845,9 @@ class SlackFake:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "usergroups.list": self._usergroups_list,
@@ -1296,7 +1313,11 @@ class SlackFake:
     # ---- helpers on state (called under the lock) -----------------------------------------------
 
     def _next_ts(self) -> str:
-        micros = _FIRST_TS_MICROS + next(self._ts_counter) * 100
+        if self._ts_clock is None:
+            micros = _FIRST_TS_MICROS + next(self._ts_counter) * 100
+        else:
+            micros = max(int(self._ts_clock() * 1_000_000), self._last_ts_micros + 100)
+            self._last_ts_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _resolve_channel(self, channel: Any) -> str:
@@ -1440,6 +1461,83 @@ class SlackFake:
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         _require(args, "channel")
         return {"channel": copy.deepcopy(self._channels[self._resolve_channel(args["channel"])])}
+
+    def _readable_channel(self, channel: Any) -> str:
+        """History methods take a conversation *id* only (no ``#name``, no user id), and need membership."""
+        if not isinstance(channel, str) or channel not in self._channels:
+            raise _ApiError("channel_not_found")
+        if not self._channels[channel].get("is_member", True):
+            raise _ApiError("not_in_channel")
+        return channel
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's top-level messages, newest first (thread replies only when broadcast), as on Slack.
+
+        Honours ``oldest``/``latest`` (exclusive unless ``inclusive``), ``limit`` (default 100, at
+        most 999) and ``cursor``.  Message ``metadata`` is returned only with
+        ``include_all_metadata``, as on Slack, so a caller that forgets to ask cannot find it.
+        """
+        _require(args, "channel")
+        channel = self._readable_channel(args["channel"])
+        window = _TimeWindow.from_args(args)
+        candidates = [
+            m for m in self._messages.get(channel, []) if m.thread_ts is None or m.reply_broadcast
+        ]
+        newest_first = sorted(candidates, key=lambda m: _ts_key(m.ts), reverse=True)
+        before = _decode_cursor(args.get("cursor"))
+        page = [m for m in newest_first if window.contains(m.ts) and (before is None or _ts_key(m.ts) < before)]
+        limit = _page_limit(args.get("limit"))
+        shown, more = page[:limit], len(page) > limit
+        out: dict[str, Any] = {
+            "messages": [self._history_entry(m, _flag(args.get("include_all_metadata"))) for m in shown],
+            "has_more": more,
+            "pin_count": 0,
+        }
+        if more:
+            out["response_metadata"] = {"next_cursor": _encode_cursor(shown[-1].ts)}
+        return out
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread, oldest first: the parent, then its replies (``ts`` may name any message in it).
+
+        ``oldest``/``latest``/``inclusive``/``limit``/``cursor`` and ``include_all_metadata`` work as in
+        ``conversations.history``.  The parent leads the first page whatever the time window says
+        (Slack returns it first); the window filters the replies.  An unknown ``ts`` is
+        ``thread_not_found``.
+        """
+        _require(args, "channel", "ts")
+        channel = self._readable_channel(args["channel"])
+        found = self._find_message(channel, str(args["ts"]))
+        if found is None:
+            raise _ApiError("thread_not_found")
+        root_ts = found.thread_ts or found.ts
+        root = self._find_message(channel, root_ts)
+        window = _TimeWindow.from_args(args)
+        after = _decode_cursor(args.get("cursor"))
+        replies = sorted(
+            (m for m in self._messages.get(channel, []) if m.thread_ts == root_ts),
+            key=lambda m: _ts_key(m.ts),
+        )
+        page = [m for m in replies if window.contains(m.ts) and (after is None or _ts_key(m.ts) > after)]
+        if after is None and root is not None:
+            page.insert(0, root)
+        limit = _page_limit(args.get("limit"))
+        shown, more = page[:limit], len(page) > limit
+        metadata = _flag(args.get("include_all_metadata"))
+        out: dict[str, Any] = {"messages": [self._history_entry(m, metadata) for m in shown], "has_more": more}
+        if more:
+            out["response_metadata"] = {"next_cursor": _encode_cursor(shown[-1].ts)}
+        return out
+
+    def _history_entry(self, msg: Message, include_metadata: bool) -> dict[str, Any]:
+        entry = msg.to_slack()
+        if not include_metadata:
+            entry.pop("metadata", None)
+        if msg.thread_ts is None:
+            replies = [m for m in self._messages.get(msg.channel, []) if m.thread_ts == msg.ts]
+            if replies:
+                entry.update({"thread_ts": msg.ts, "reply_count": len(replies), "latest_reply": replies[-1].ts})
+        return entry
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         _require(args, "user")
@@ -1667,6 +1765,77 @@ class SlackFake:
                 return _Reply(400, exc.body())
         record.posts.append(ResponsePost(name=name, body=body, time=time.time()))
         return _Reply(200, {"ok": True})
+
+
+@dataclass(frozen=True)
+class _TimeWindow:
+    """``oldest``/``latest``/``inclusive`` of the history methods, compared exactly (no float rounding)."""
+
+    oldest: decimal.Decimal | None
+    latest: decimal.Decimal | None
+    inclusive: bool
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> _TimeWindow:
+        return cls(
+            oldest=_parse_ts(args.get("oldest"), "invalid_ts_oldest"),
+            latest=_parse_ts(args.get("latest"), "invalid_ts_latest"),
+            inclusive=_flag(args.get("inclusive")),
+        )
+
+    def contains(self, ts: str) -> bool:
+        value = decimal.Decimal(ts)
+        if self.oldest is not None and (value < self.oldest or (value == self.oldest and not self.inclusive)):
+            return False
+        return not (
+            self.latest is not None and (value > self.latest or (value == self.latest and not self.inclusive))
+        )
+
+
+def _parse_ts(raw: Any, error: str) -> decimal.Decimal | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = decimal.Decimal(str(raw))
+    except decimal.InvalidOperation:
+        raise _ApiError(error) from None
+    if not value.is_finite() or value < 0:
+        raise _ApiError(error)
+    return value
+
+
+def _ts_key(ts: str) -> decimal.Decimal:
+    return decimal.Decimal(ts)
+
+
+def _page_limit(raw: Any) -> int:
+    """Slack's history methods: default 100, at most 999 (larger values are clamped)."""
+    if raw in (None, ""):
+        return 100
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise _ApiError("invalid_limit") from None
+    if value < 1:
+        raise _ApiError("invalid_limit")
+    return min(value, 999)
+
+
+def _encode_cursor(ts: str) -> str:
+    return base64.urlsafe_b64encode(f"ts:{ts}".encode()).decode("ascii")
+
+
+def _decode_cursor(raw: Any) -> decimal.Decimal | None:
+    """Cursors are opaque to callers; here they carry the ts of the last message handed out."""
+    if raw in (None, ""):
+        return None
+    try:
+        text = base64.urlsafe_b64decode(str(raw).encode("ascii")).decode("utf-8")
+        if not text.startswith("ts:"):
+            raise ValueError(text)
+        return decimal.Decimal(text[3:])
+    except (ValueError, UnicodeError, decimal.InvalidOperation):
+        raise _ApiError("invalid_cursor") from None
 
 
 def _rule_reply(rule: _Rule) -> _Reply:

@@ -187,6 +187,8 @@ def test_unknown_method(client: WebClient) -> None:
         ("users.info", {}, "user"),
         ("usergroups.users.list", {}, "usergroup"),
         ("conversations.info", {}, "channel"),
+        ("conversations.history", {}, "channel"),
+        ("conversations.replies", {"channel": CHANNEL}, "ts"),
         ("files.getUploadURLExternal", {"filename": "a.png"}, "length"),
         ("files.completeUploadExternal", {"channel_id": CHANNEL}, "files"),
     ],
@@ -251,6 +253,67 @@ def test_seeded_message_can_be_replied_to(slack: SlackFake, client: WebClient) -
     parent = slack.add_message(CHANNEL, "hello bot", user="U0ALICE")
     client.chat_postMessage(channel=CHANNEL, text="hello human", thread_ts=parent)
     assert [m.text for m in slack.thread(CHANNEL, parent)] == ["hello human"]
+
+
+def test_conversations_history_newest_first_with_metadata_on_request(slack: SlackFake, client: WebClient) -> None:
+    meta = {"event_type": "modelbot_outbox", "event_payload": {"outbox_id": 7}}
+    first = client.chat_postMessage(channel=CHANNEL, text="one", metadata=meta)["ts"]
+    client.chat_postMessage(channel=CHANNEL, text="in thread", thread_ts=first)
+    second = client.chat_postMessage(channel=CHANNEL, text="two")["ts"]
+    client.chat_postMessage(channel="C0MODELS", text="elsewhere")
+    assert slack.messages(CHANNEL)[0].metadata == meta  # stored as posted
+
+    history = client.conversations_history(channel=CHANNEL)
+    assert [m["text"] for m in history["messages"]] == ["two", "one"]  # replies stay in their thread
+    assert history["has_more"] is False
+    assert all("metadata" not in m for m in history["messages"])  # only when asked for
+    assert history["messages"][1]["reply_count"] == 1
+
+    with_meta = client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert with_meta["messages"][1]["metadata"] == meta
+
+    # oldest/latest are exclusive unless inclusive; limit + cursor page through older messages
+    assert [m["ts"] for m in client.conversations_history(channel=CHANNEL, oldest=first)["messages"]] == [second]
+    only = client.conversations_history(channel=CHANNEL, oldest=first, latest=first, inclusive=True)
+    assert [m["ts"] for m in only["messages"]] == [first]
+    page = client.conversations_history(channel=CHANNEL, limit=1)
+    assert [m["ts"] for m in page["messages"]] == [second] and page["has_more"]
+    rest = client.conversations_history(channel=CHANNEL, limit=1, cursor=page["response_metadata"]["next_cursor"])
+    assert [m["ts"] for m in rest["messages"]] == [first] and not rest["has_more"]
+
+
+def test_ts_can_follow_a_wall_clock() -> None:
+    now = [1_800_000_000.5]
+    with SlackFake(ts_clock=lambda: now[0]) as slack:
+        client = WebClient(base_url=slack.api_url, token=TOKEN)
+        first = client.chat_postMessage(channel=CHANNEL, text="a")["ts"]
+        second = client.chat_postMessage(channel=CHANNEL, text="b")["ts"]  # same instant: still later
+        now[0] += 60
+        third = client.chat_postMessage(channel=CHANNEL, text="c")["ts"]
+    assert (first, second, third) == ("1800000000.500000", "1800000000.500100", "1800000060.500000")
+
+
+def test_conversations_history_errors(slack: SlackFake, client: WebClient) -> None:
+    assert api_error(lambda: client.conversations_history(channel="C0NOPE")) == "channel_not_found"
+    assert api_error(lambda: client.conversations_history(channel="#general")) == "channel_not_found"
+    slack.add_channel("C0OUTSIDE", is_member=False)
+    assert api_error(lambda: client.conversations_history(channel="C0OUTSIDE")) == "not_in_channel"
+    assert api_error(lambda: client.conversations_history(channel=CHANNEL, oldest="soon")) == "invalid_ts_oldest"
+    assert api_error(lambda: client.conversations_history(channel=CHANNEL, cursor="bogus")) == "invalid_cursor"
+
+
+def test_conversations_replies(slack: SlackFake, client: WebClient) -> None:
+    meta = {"event_type": "modelbot_outbox", "event_payload": {"outbox_id": 9}}
+    parent = client.chat_postMessage(channel=CHANNEL, text="card")["ts"]
+    one = client.chat_postMessage(channel=CHANNEL, text="r1", thread_ts=parent, metadata=meta)["ts"]
+    two = client.chat_postMessage(channel=CHANNEL, text="r2", thread_ts=parent)["ts"]
+    thread = client.conversations_replies(channel=CHANNEL, ts=parent, include_all_metadata=True)
+    assert [m["ts"] for m in thread["messages"]] == [parent, one, two]  # parent first, then oldest first
+    assert thread["messages"][1]["metadata"] == meta
+    assert [m["ts"] for m in client.conversations_replies(channel=CHANNEL, ts=one, oldest=one)["messages"]] == [
+        parent, two,
+    ]
+    assert api_error(lambda: client.conversations_replies(channel=CHANNEL, ts="1.000001")) == "thread_not_found"
 
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
