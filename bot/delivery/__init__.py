@@ -1,0 +1,55 @@
+"""Durable delivery: the only path by which state changes reach Slack and webhooks.
+
+The domain writes outbox rows in the transaction of the change it reports; the worker here
+sends them, at least once and in order per topic, with retries scheduled in the database.
+`modelbot serve` runs a worker thread beside the app (`start_delivery`); `modelbot deliver`
+runs one in the foreground; any number of either may run against one database.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from bot.config import ConfigError
+from bot.delivery.settings import DeliverySettings
+from bot.delivery.webhooks import sign_webhook, verify_webhook
+from bot.delivery.worker import DeliveryWorker
+
+if TYPE_CHECKING:
+    from bot.runtime import Services
+
+__all__ = ["DeliverySettings", "DeliveryWorker", "build_worker", "sign_webhook", "start_delivery", "verify_webhook"]
+
+
+def build_worker(services: Services, settings: DeliverySettings | None = None) -> DeliveryWorker:
+    """A worker on the services' database, reaching Slack at MODELBOT_SLACK_API_URL with the bot token."""
+    from bot.slack_client import make_web_client
+
+    settings = settings or DeliverySettings.from_env()
+    token = services.settings.slack_bot_token
+    if not token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set: outbox delivery needs the bot token (xoxb-…) to post to Slack.")
+    # no retry handlers: the worker schedules retries itself, so a 429 or a hang never pins a thread
+    client = make_web_client(token, services.settings.slack_api_url, retries=0, timeout=settings.http_timeout_s)
+    return DeliveryWorker.from_settings(services.db, client, settings, clock=services.clock)
+
+
+def start_delivery(services: Services, stop_event: threading.Event,
+                   settings: DeliverySettings | None = None) -> threading.Thread:
+    """Run a worker in a daemon thread until `stop_event` is set; returns the started thread.
+
+    Settings errors (a missing token, a bad MODELBOT_OUTBOX_* value) raise here, before the
+    thread starts, so `modelbot serve` fails at start-up rather than delivering nothing.
+    """
+    worker = build_worker(services, settings)
+
+    def run() -> None:
+        try:
+            worker.run_forever(stop_event)
+        finally:
+            worker.close()
+
+    thread = threading.Thread(target=run, name="modelbot-delivery", daemon=True)
+    thread.start()
+    return thread

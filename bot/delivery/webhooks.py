@@ -1,0 +1,142 @@
+"""Signed deploy webhooks: what we send, how receivers verify it, and which answers we retry.
+
+Each delivery is a JSON POST with these headers:
+
+- `X-Modelbot-Event`: the event name (`deployment.changed`, `canary.changed`, …)
+- `X-Modelbot-Delivery`: the outbox row id. Delivery is at-least-once (a worker may die after
+  the receiver answered but before we recorded it), so receivers should ignore a delivery id
+  they have already processed.
+- `X-Modelbot-Timestamp`: unix seconds when this attempt was signed
+- `X-Modelbot-Signature`: `v1=` + hex HMAC-SHA256(secret, f"{timestamp}.{raw_body}")
+
+Signing the timestamp with the body lets receivers refuse replays older than a few minutes.
+The secret is read from the environment variable the policy names, at send time: it is never
+stored in the database, never logged, and rotating it needs no migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import requests
+
+from bot.delivery.jobs import Job, Outcome
+from bot.delivery.retry import parse_retry_after
+
+SIGNATURE_VERSION = "v1"
+USER_AGENT = "modelbot-webhooks/1"
+# answers that say "try again later"; every other 4xx needs a person (fix, then `modelbot outbox retry`)
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+def sign_webhook(secret: str, timestamp: int | str, body: bytes | str) -> str:
+    """The `X-Modelbot-Signature` value for one delivery."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + raw, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def verify_webhook(
+    secret: str, headers: Mapping[str, str], body: bytes | str, tolerance: int = 300, *, now: float | None = None
+) -> bool:
+    """True when the signature matches the raw body and the timestamp is within `tolerance` seconds.
+
+    Header names are matched case-insensitively (frameworks differ). The signature header may
+    list several comma-separated `v1=` values, so a sender can sign with an old and a new secret
+    while a rotation is rolled out.
+    """
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    timestamp = lowered.get("x-modelbot-timestamp", "").strip()
+    signatures = lowered.get("x-modelbot-signature", "")
+    if not timestamp.isdigit() or not signatures:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        return False
+    expected = sign_webhook(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate.strip()) for candidate in signatures.split(","))
+
+
+def encode_body(body: object) -> bytes:
+    """The exact bytes we sign and send: compact, key-sorted JSON in UTF-8."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+
+
+class WebhookSender:
+    """POSTs webhook rows with `requests`; one Session per sending thread (Sessions are not thread-safe)."""
+
+    def __init__(self, *, clock: Callable[[], datetime], timeout_s: float = 10.0,
+                 env: Mapping[str, str] | None = None) -> None:
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._env = os.environ if env is None else env
+        self._local = threading.local()
+
+    def send(self, job: Job) -> Outcome:
+        url = job.data.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return Outcome.failed("webhook row has no http(s) url")
+        secret_env = job.data.get("secret_env")
+        secret: str | None = None
+        if secret_env:
+            secret = self._env.get(str(secret_env))
+            if not secret:
+                return Outcome.failed(
+                    f"webhook secret variable {secret_env} is not set in the delivery process: set it, then run "
+                    f"`modelbot outbox retry {job.id}`"
+                )
+        body = job.data.get("body") or {}
+        raw = encode_body(body)
+        timestamp = int(self._clock().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Modelbot-Event": str(body.get("event") if isinstance(body, dict) and body.get("event") else job.template),
+            "X-Modelbot-Delivery": str(job.id),
+            "X-Modelbot-Timestamp": str(timestamp),
+        }
+        if secret:
+            headers["X-Modelbot-Signature"] = sign_webhook(secret, timestamp, raw)
+        try:
+            response = self._session().post(url, data=raw, headers=headers, timeout=self._timeout_s,
+                                            allow_redirects=False)
+        except requests.RequestException as exc:
+            # the receiver may have processed it before the connection broke: it dedupes on the delivery id
+            return Outcome.retry(f"webhook {_host(url)}: {type(exc).__name__}", maybe_sent=True, transport=True)
+        return _classify(response, url)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+
+def _classify(response: requests.Response, url: str) -> Outcome:
+    status = response.status_code
+    where = f"webhook {_host(url)} answered HTTP {status}"
+    if 200 <= status < 300:
+        return Outcome.delivered({"status": status})
+    if status == 410:
+        return Outcome.failed(f"{where} (Gone: the receiver asks us to stop)")
+    if status in _RETRYABLE_STATUS:
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status == 429 else None
+        return Outcome.retry(where, maybe_sent=False, retry_after=retry_after)
+    if status >= 500:
+        return Outcome.retry(where, maybe_sent=True)
+    snippet = response.text[:200].replace("\n", " ") if response.text else ""
+    return Outcome.failed(f"{where}" + (f": {snippet}" if snippet else ""))
+
+
+def _host(url: str) -> str:
+    """Errors name the host, never the full URL (it may carry a token in its path or query)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or "?"
