@@ -185,13 +185,25 @@ def _keep_raw(services: Services) -> timedelta:
 
 def evaluate_alerts() -> None:
     """One alert evaluation cycle (`evaluate-alerts`): sync the file's rules, evaluate every rule,
-    enqueue notifications and charts; bot.alerting_service does the work."""
+    enqueue the notifications; bot.alerting_service does the work."""
     from bot.alerting_service import run_cycle
 
     try:
         run_cycle(current_services())
     except Exception:
         log.exception("alert evaluation failed")
+
+
+def alert_charts() -> int:
+    """Charts for alert cards posted recently (`alert-charts`), apart from evaluation, which a
+    slow render must never delay."""
+    from bot.alerting_service import chart_pending
+
+    try:
+        return chart_pending(current_services())
+    except Exception:
+        log.exception("alert charts failed")
+        return 0
 
 
 # ---- sources -------------------------------------------------------------------------------------

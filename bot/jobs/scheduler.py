@@ -4,8 +4,8 @@ APScheduler 3.x keeps jobs in `apscheduler_jobs` in our own database (SQLAlchemy
 a restart resumes the schedule instead of rebuilding it, and a digest due while the process
 was down still runs (within its misfire grace time) when it comes back. Jobs have fixed ids
 (`digest:<subscription id>`, `expire-requests`, `compact-samples`, `sync-subscriptions`,
-`pull:<source>`) and are added with `replace_existing=True`, so re-adding is an upsert,
-never a duplicate.
+`pull:<source>`, `evaluate-alerts`, `alert-charts`) and are added with `replace_existing=True`,
+so re-adding is an upsert, never a duplicate.
 
 `sync_jobs` reconciles the store with what subscriptions and config ask for, and *only
 touches jobs whose definition changed*: replacing an unchanged job would recompute its next
@@ -157,15 +157,23 @@ def digest_job(sub: SubscriptionView) -> JobSpec:
     )
 
 
-def alerts_job(services: Services) -> JobSpec:
+def alerts_jobs(services: Services) -> list[JobSpec]:
     """Every rule evaluated every `[alerts] evaluation_interval` (1 min by default); a missed run
-    is skipped, not queued: the next cycle reads the same latest samples."""
+    is skipped, not queued: the next cycle reads the same latest samples. Charts for new alert
+    cards on the same interval, as a job of their own (`[alerts] charts = false` turns it off)."""
     from bot.alerting_config import alert_config
 
-    every = max(1, int(alert_config(services.policy).settings.evaluation_interval.total_seconds()))
-    return JobSpec("evaluate-alerts", jobs.evaluate_alerts,
-                   IntervalTrigger(seconds=every, start_date=EPOCH, timezone=zoneinfo.ZoneInfo("UTC")),
-                   misfire_grace_time=every, name=f"evaluate alert rules every {every} s")
+    config = alert_config(services.policy)
+    every = max(1, int(config.settings.evaluation_interval.total_seconds()))
+    utc = zoneinfo.ZoneInfo("UTC")
+    specs = [JobSpec("evaluate-alerts", jobs.evaluate_alerts, IntervalTrigger(seconds=every, start_date=EPOCH,
+                                                                              timezone=utc),
+                     misfire_grace_time=every, name=f"evaluate alert rules every {every} s")]
+    if config.charts:
+        specs.append(JobSpec("alert-charts", jobs.alert_charts, IntervalTrigger(seconds=every, start_date=EPOCH,
+                                                                                timezone=utc),
+                             misfire_grace_time=every, name=f"charts for new alert cards every {every} s"))
+    return specs
 
 
 # ---- the whole set --------------------------------------------------------------------------------
@@ -188,7 +196,7 @@ def desired_jobs(services: Services) -> list[JobSpec]:
                                                                           timezone=utc),
                              args=(name,), misfire_grace_time=max(30, interval_s // 2)))
     specs.extend(digest_job(sub) for sub in Subscriptions(services.registry).list_all())
-    specs.append(alerts_job(services))
+    specs.extend(alerts_jobs(services))
     for provider in JOB_PROVIDERS:
         specs.extend(provider(services))
     return specs
