@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from slack_bolt import App
 
 from bot.config import ConfigError
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, events, views
 from bot.listeners.replies import error_message, mark_received
 from bot.slack_client import make_web_client
+from bot.usergroups import attach_group_resolver
 
 if TYPE_CHECKING:
     from bot.runtime import Services
@@ -55,6 +56,8 @@ def build_app(services: Services, mode: Mode) -> App:
     commands.register(app, services)
     actions.register(app, services)
     events.register(app, services)
+    views.register(app, services)
+    attach_group_resolver(services, app.client)  # the policy's @handles resolve through this workspace
 
     @app.error
     def unhandled(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from bot import textfmt
 from bot.config import ConfigError, Settings
 from bot.domain import names
-from bot.domain.errors import InvalidInput, ModelbotError, Unavailable
+from bot.domain.errors import Conflict, InvalidInput, ModelbotError, Unavailable
 
 if TYPE_CHECKING:
     from bot.runtime import Services
@@ -151,17 +151,127 @@ def cmd_history(services: Services, args: argparse.Namespace) -> None:
 
 
 def cmd_promote(services: Services, args: argparse.Namespace) -> None:
-    move = services.registry.promote(args.model, args.ref, args.env, actor=args.actor, reason=args.reason)
-    _emit(args, {"state": move.state.to_dict(), "audit": move.audit.to_dict()},
-          lambda: f"{move.state.model} {move.state.environment}: v{move.audit.from_version or '–'} → "
-          f"v{move.audit.to_version}")
+    """Obeys the environment's approval policy: moves at once, or opens a request."""
+    outcome = services.deployments.request_promotion(
+        args.model, args.ref, args.env, requester=args.actor, reason=args.reason
+    )
+    _print_outcome(args, outcome)
 
 
 def cmd_rollback(services: Services, args: argparse.Namespace) -> None:
-    move = services.registry.rollback(args.model, args.env, actor=args.actor, to=args.to, reason=args.reason)
-    _emit(args, {"state": move.state.to_dict(), "audit": move.audit.to_dict()},
-          lambda: f"{move.state.model} {move.state.environment} rolled back: v{move.audit.from_version} → "
-          f"v{move.audit.to_version}")
+    outcome = services.deployments.rollback(args.model, args.env, actor=args.actor, to=args.to, reason=args.reason)
+    _print_outcome(args, outcome)
+
+
+def _print_outcome(args: argparse.Namespace, outcome: Any) -> None:
+    if outcome.move is not None:
+        move = outcome.move
+        before = f"v{move.audit.from_version}" if move.audit.from_version else "nothing"
+        verb = "rolled back" if move.audit.action == "rollback" else "promoted"
+        _emit(args, {"state": move.state.to_dict(), "audit": move.audit.to_dict(), "request": None},
+              lambda: f"{move.state.model} {move.state.environment} {verb}: {before} → v{move.audit.to_version}")
+        return
+    request = outcome.request
+    _emit(args, {"state": None, "audit": None, "request": request.to_dict()},
+          lambda: f"request {request.id}: {request.model} v{request.version} to {request.environment} needs "
+          f"{request.approvals_needed} approval(s); it expires {request.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+# ---- approvals and canaries (CI/CD) ---------------------------------------------------------
+# Same rules as the Slack buttons: the domain decides; these print. `request-promotion` prints
+# the request id alone, so a pipeline can `ID=$(modelbot request-promotion …)`.
+
+
+def _slack_groups(services: Services) -> None:
+    """Resolve the policy's @user-group handles through Slack when a bot token is configured."""
+    if services.settings.slack_bot_token and services.policy.group_handles():
+        from bot.slack_client import make_web_client
+        from bot.usergroups import attach_group_resolver
+
+        attach_group_resolver(services, make_web_client(services.settings.slack_bot_token,
+                                                        services.settings.slack_api_url))
+
+
+def cmd_request_promotion(services: Services, args: argparse.Namespace) -> None:
+    _slack_groups(services)
+    outcome = services.deployments.request_promotion(args.model, args.ref, args.env, requester=args.actor,
+                                                     reason=args.reason)
+    if outcome.request is not None and not args.json:
+        print(outcome.request.id)
+        return
+    _print_outcome(args, outcome)
+
+
+def cmd_requests(services: Services, args: argparse.Namespace) -> None:
+    views = services.deployments.list_requests(pending_only=args.pending, model=args.model, limit=args.limit)
+    rows = [[v.id, v.model, f"v{v.version}", v.environment, v.kind, v.status,
+             f"{len(v.approvals)}/{v.approvals_needed}", v.requester, "pass" if v.gates_pass else "FAIL",
+             v.expires_at.strftime("%Y-%m-%d %H:%M")] for v in views]
+    _emit(args, {"requests": [v.to_dict() for v in views]},
+          lambda: textfmt.table(["id", "model", "version", "env", "kind", "status", "approvals", "requester",
+                                 "gates", "expires (UTC)"], rows)
+          if rows else ("no pending requests" if args.pending else "no requests"))
+
+
+def cmd_approve(services: Services, args: argparse.Namespace) -> None:
+    _slack_groups(services)
+    _print_vote(args, services.deployments.vote(args.request, args.actor, "approve",
+                                                override_reason=args.override_reason))
+
+
+def cmd_reject(services: Services, args: argparse.Namespace) -> None:
+    _slack_groups(services)
+    _print_vote(args, services.deployments.vote(args.request, args.actor, "reject", reason=args.reason))
+
+
+def _print_vote(args: argparse.Namespace, outcome: Any) -> None:
+    """`duplicate` succeeds (the vote stands: a retried CI step is fine); a request that was
+    already decided or has expired exits 2, because this vote did not count."""
+    r = outcome.request
+    if outcome.result == "already_decided":
+        raise Conflict(" ".join(outcome.notes) or f"Request {r.id} is already {r.status}; nothing changed.")
+    move = outcome.move
+    texts = {
+        "approved": lambda: f"request {r.id} approved: {r.model} {r.environment} v{move.audit.from_version or '–'} "
+                            f"→ v{move.audit.to_version}" if move else f"request {r.id} approved",
+        "rejected": lambda: f"request {r.id} rejected",
+        "counted": lambda: f"request {r.id}: approval recorded, {len(r.approvals)} of {r.approvals_needed}",
+        "duplicate": lambda: f"request {r.id}: " + (" ".join(outcome.notes) or "you already voted"),
+    }
+    _emit(args, {"result": outcome.result, "request": r.to_dict(),
+                 "state": move.state.to_dict() if move else None, "audit": move.audit.to_dict() if move else None},
+          texts[outcome.result])
+
+
+def cmd_canary(services: Services, args: argparse.Namespace) -> None:
+    state = services.deployments.set_canary(args.model, args.ref, args.env, args.percent, actor=args.actor,
+                                            reason=args.reason)
+    _print_canary(args, state)
+
+
+def cmd_canary_abort(services: Services, args: argparse.Namespace) -> None:
+    _print_canary(args, services.deployments.abort_canary(args.model, args.env, actor=args.actor, reason=args.reason))
+
+
+def cmd_canary_promote(services: Services, args: argparse.Namespace) -> None:
+    """100 % is a promotion of the running canary, through the approval policy."""
+    _slack_groups(services)
+    outcome = services.deployments.request_promotion(args.model, "latest", args.env, requester=args.actor,
+                                                     reason=args.reason, kind="canary_promote")
+    if outcome.request is not None and not args.json:
+        print(outcome.request.id)
+        return
+    _print_outcome(args, outcome)
+
+
+def _print_canary(args: argparse.Namespace, state: Any) -> None:
+    def text() -> str:
+        if state.canary is None:
+            return f"{state.model} {state.environment}: no canary; stable v{state.stable} takes 100 %"
+        return (f"{state.model} {state.environment}: canary v{state.canary} at {state.canary_weight} % beside "
+                f"stable v{state.stable}")
+
+    _emit(args, state.to_dict(), text)
 
 
 # ---- text rendering -------------------------------------------------------------------------
@@ -287,6 +397,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
 
+    p = command("request-promotion", cmd_request_promotion,
+                "ask for a promotion under the approval policy (prints the request id; moves at once when "
+                "the environment needs no approvals)")
+    p.add_argument("model")
+    p.add_argument("ref")
+    p.add_argument("env")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+
+    p = command("requests", cmd_requests, "promotion requests, newest first")
+    p.add_argument("--pending", action="store_true", help="only those still waiting for approvals")
+    p.add_argument("--model", metavar="MODEL")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = command("approve", cmd_approve, "approve a request (same rules as the Approve button)")
+    p.add_argument("request", metavar="REQUEST")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--override-reason", metavar="TEXT", help="admins: why a failing gate may be overridden")
+
+    p = command("reject", cmd_reject, "reject a request (same rules as the Reject button)")
+    p.add_argument("request", metavar="REQUEST")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="the requester reads this")
+
+    p = command("canary", cmd_canary, "start a canary beside the stable version, or move its weight (1–99 %%)")
+    p.add_argument("model")
+    p.add_argument("ref")
+    p.add_argument("env")
+    p.add_argument("percent")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+
+    p = command("canary-abort", cmd_canary_abort, "stop the canary: weight 0, the stable version takes all traffic")
+    p.add_argument("model")
+    p.add_argument("env")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+
+    p = command("canary-promote", cmd_canary_promote,
+                "make the canary the stable version (through the approval policy; prints a request id)")
+    p.add_argument("model")
+    p.add_argument("env")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+
     p = command("serve", cmd_serve, "run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, else HTTP mode",
                 json_flag=False)
     mode = p.add_mutually_exclusive_group()
@@ -303,7 +458,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="first seed a demo registry (idempotent)")
     p.add_argument("--user", metavar="U123", help="act as this Slack user (default $MODELBOT_SHELL_USER or U0SHELL)")
     p.add_argument("--channel", metavar="C123", help="the channel commands come from (default C0SHELL)")
+    _add_import_parser(sub)
+    from bot import cli_tokens
+
+    cli_tokens.add_parser(sub, _Parser)
+    _add_delivery_parsers(sub)
+    from bot import cli_monitoring
+
+    cli_monitoring.add_commands(command)
+    from bot import cli_scheduler
+
+    cli_scheduler.add_commands(command)
     return parser
+
+
+def _add_import_parser(sub: Any) -> None:
+    """`modelbot import mlflow …` (see bot/domain/mlflow_import.py for the mapping rules)."""
+    imp = sub.add_parser("import", help="bring models in from another registry (mlflow)")
+    imp_sub = imp.add_subparsers(dest="import_source", metavar="SOURCE", parser_class=_Parser)
+    imp_sub.required = True
+    text = "import registered models, versions, run metrics/params and aliases from an MLflow tracking server"
+    p = imp_sub.add_parser("mlflow", help=text, description=text + "; re-running changes nothing")
+    p.set_defaults(func=cmd_import_mlflow)
+    p.add_argument("--tracking-uri", required=True, metavar="URL",
+                   help="e.g. http://127.0.0.1:5000; credentials from MLFLOW_TRACKING_TOKEN or "
+                        "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD")
+    p.add_argument("--model", action="append", metavar="NAME", help="import only this model (repeatable)")
+    p.add_argument("--since", metavar="DATE", help="only versions created at/after this ISO date (UTC)")
+    p.add_argument("--alias-map", action="append", metavar="ALIAS=ENV",
+                   help="alias → environment (repeatable); replaces the default map production, staging, "
+                        "prod→production, champion→production, challenger→staging")
+    p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def cmd_import_mlflow(services: Services, args: argparse.Namespace) -> None:
+    """All input is checked before MLflow is contacted; MLflow failures exit 1, bad input exits 2."""
+    from bot.domain import mlflow_import as mi
+    from bot.sources.mlflow import MlflowClient, MlflowConfigError, MlflowError
+
+    options = mi.ImportOptions(
+        models=tuple(dict.fromkeys(names.model_name(m) for m in args.model or ())),
+        since=mi.parse_since(args.since) if args.since else None,
+        alias_map=mi.resolve_alias_map(args.alias_map, services.registry.environments),
+        dry_run=args.dry_run,
+    )
+    try:
+        with MlflowClient(args.tracking_uri) as client:
+            importer = mi.MlflowImporter(services.registry, client, policy=services.policy)
+            report = importer.run(options, tracking_uri=client.base_url)
+    except MlflowConfigError as exc:
+        raise InvalidInput(str(exc)) from None
+    except MlflowError as exc:
+        raise Unavailable(str(exc)) from None
+    _emit(args, report.to_dict(), report.text)
 
 
 def cmd_serve(services: Services, args: argparse.Namespace) -> None:
@@ -322,6 +530,74 @@ def cmd_shell(services: Services, args: argparse.Namespace) -> None:
     code = shell.main(services, args)
     if code:
         raise SystemExit(code)  # after `finally` closes the database
+
+
+def _add_delivery_parsers(sub: Any) -> None:
+    """`modelbot outbox [--failed|--all] [--json]`, `modelbot outbox retry ID`, `modelbot deliver`."""
+    text = "messages and webhooks not delivered yet, newest first (`outbox retry ID` resends a failed one)"
+    p = sub.add_parser("outbox", help=text, description=text)
+    p.set_defaults(func=cmd_outbox)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--failed", action="store_true", help="only rows that failed permanently")
+    which.add_argument("--all", action="store_true", help="delivered rows too")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    actions = p.add_subparsers(dest="outbox_action", metavar="ACTION", parser_class=_Parser)
+    text = "send a failed row again (after fixing what made it fail)"
+    r = actions.add_parser("retry", help=text, description=text)
+    r.set_defaults(func=cmd_outbox_retry)
+    r.add_argument("id", type=_outbox_id, metavar="ID")
+    text = ("deliver the outbox (Slack messages, webhooks) in the foreground until SIGTERM/SIGINT; "
+            "needs SLACK_BOT_TOKEN, honours MODELBOT_SLACK_API_URL and MODELBOT_OUTBOX_*")
+    d = sub.add_parser("deliver", help=text, description=text)
+    d.set_defaults(func=cmd_deliver)
+    d.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def cmd_outbox(services: Services, args: argparse.Namespace) -> None:
+    from bot.delivery import admin
+
+    rows = admin.list_rows(services.db, failed_only=args.failed, include_delivered=args.all, limit=args.limit)
+    table = [[r.id, r.topic, r.kind, r.template, r.status, r.attempts, (r.last_error or "")[:80]] for r in rows]
+    empty = "no failed rows" if args.failed else "nothing waiting: every row was delivered"
+    _emit(args, {"rows": [r.to_dict() for r in rows]},
+          lambda: textfmt.table(["id", "topic", "kind", "template", "status", "attempts", "last error"], table)
+          if table else empty)
+
+
+def cmd_outbox_retry(services: Services, args: argparse.Namespace) -> None:
+    from bot.delivery import admin
+
+    row = admin.retry(services.db, args.id, now=services.clock())
+    _emit(args, row.to_dict(), lambda: f"outbox row {row.id} ({row.kind} {row.template}) is pending again; "
+          "a running `modelbot deliver` or `modelbot serve` sends it at its next poll")
+
+
+def cmd_deliver(services: Services, args: argparse.Namespace) -> None:
+    """Foreground worker: SIGTERM/SIGINT let the round in flight finish, then exit 0."""
+    import signal
+    import threading
+
+    from bot.delivery import build_worker
+    from bot.serve import configure_logging
+
+    worker = build_worker(services)  # a missing token or a bad MODELBOT_OUTBOX_* stops here, in one line
+    configure_logging(services.settings, args.log_level)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker.run_forever(stop)
+    finally:
+        worker.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _outbox_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 12:
+        raise argparse.ArgumentTypeError(f"'{names.preview(raw, 20)}' is not an outbox row id: use a number "
+                                         "from `modelbot outbox`")
+    return int(raw)
 
 
 def _port(raw: str) -> int:

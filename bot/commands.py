@@ -253,3 +253,10 @@ def spec_for(name: str) -> CommandSpec:
 def describe(cmd: Command) -> dict[str, Any]:
     """For logs and metrics: the command name, never the user's free text."""
     return {"command": cmd.name}
+
+
+# Feature modules register their commands on import (after everything above exists).
+from bot import commands_alerts as _commands_alerts  # noqa: E402,F401
+from bot import commands_deploy as _commands_deploy  # noqa: E402,F401
+from bot import commands_monitoring as _commands_monitoring  # noqa: E402,F401
+from bot import commands_subscriptions as _commands_subscriptions  # noqa: E402,F401

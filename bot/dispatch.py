@@ -122,10 +122,18 @@ class Click:
 
 @dataclass(frozen=True)
 class ClickResult:
-    """What a click changes on screen: the clicked message replaced, and/or a private note."""
+    """What a click changes on screen: the clicked message replaced, and/or a private note,
+    and/or a modal to open (a Block Kit view dict, e.g. "why do you reject it?").
+
+    A modal needs the click's trigger_id, which only the Slack listener has; `fallback` is
+    shown instead where no modal can be opened (the trigger expired, or a front end
+    without modals such as the shell).
+    """
 
     replace: Message | None = None
     ephemeral: Message | None = None
+    modal: dict[str, Any] | None = None
+    fallback: Message | None = None
 
 
 ClickHandler = Callable[["Services", Click], ClickResult]
@@ -147,6 +155,46 @@ def click(services: Services, event: Click) -> ClickResult:
     return handler(services, event)
 
 
+# ---- modal submissions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted modal: its callback id, the text of each input (by action id), its metadata."""
+
+    callback_id: str
+    values: dict[str, str]
+    private_metadata: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """Close the modal (`view` None) or show `view` in its place. Errors are raised, and the
+    listener shows them beside the modal's input."""
+
+    view: dict[str, Any] | None = None
+
+
+SubmitHandler = Callable[["Services", Submission], SubmitResult]
+SUBMIT_HANDLERS: dict[str, SubmitHandler] = {}
+
+
+def on_submit(callback_id: str) -> Callable[[SubmitHandler], SubmitHandler]:
+    def decorate(func: SubmitHandler) -> SubmitHandler:
+        SUBMIT_HANDLERS[callback_id] = func
+        return func
+
+    return decorate
+
+
+def submit(services: Services, event: Submission) -> SubmitResult:
+    handler = SUBMIT_HANDLERS.get(event.callback_id)
+    if handler is None:
+        raise NotFound("That form is no longer handled by this version of modelbot.")
+    return handler(services, event)
+
+
 @on_click(registry_blocks.PAGE_ACTION)
 def _next_page(services: Services, event: Click) -> ClickResult:
     import json
@@ -159,3 +207,10 @@ def _next_page(services: Services, event: Click) -> ClickResult:
     except (ValueError, KeyError, TypeError):
         raise InvalidInput("That page button is damaged; run the command again.") from None
     return ClickResult(replace=run_text(services, event.actor, text, offset=offset))
+
+
+# Feature modules register their handlers on import (after everything above exists).
+from bot import dispatch_alerts as _dispatch_alerts  # noqa: E402,F401
+from bot import dispatch_deploy as _dispatch_deploy  # noqa: E402,F401
+from bot import dispatch_monitoring as _dispatch_monitoring  # noqa: E402,F401
+from bot import dispatch_subscriptions as _dispatch_subscriptions  # noqa: E402,F401

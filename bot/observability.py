@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -31,4 +31,19 @@ HTTP_SECONDS = Histogram(
     "Time to produce an HTTP response, by route template (for /slack/events: the time to ack).",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3), registry=REGISTRY,
+)
+OUTBOX_DELIVERIES = Counter(
+    "modelbot_outbox_deliveries",
+    "Outbox delivery attempts by kind (post, update, thread, ephemeral, webhook) and outcome "
+    "(delivered, retried, failed, deferred, skipped, superseded).",
+    ["kind", "outcome"], registry=REGISTRY,
+)
+OUTBOX_PENDING = Gauge(
+    "modelbot_outbox_pending", "Outbox rows waiting to be delivered (pending or being sent).", registry=REGISTRY,
+)
+OUTBOX_FAILED = Gauge(
+    "modelbot_outbox_failed",
+    "Outbox rows that failed permanently; `modelbot outbox --failed` lists them, `modelbot outbox retry ID` "
+    "sends one again.",
+    registry=REGISTRY,
 )

@@ -137,6 +137,15 @@ def parse_policy(data: dict[str, Any], file: PolicyFile) -> Policy:
     announce = data.get("announce_channel")
     if announce is not None and (not isinstance(announce, str) or not _CHANNEL.match(announce)):
         raise file.error("announce_channel must be a Slack channel id like \"C0123ABCD\".", "announce_channel")
+    if "sources" in data:
+        # imported here: bot.sources.config imports this module (PolicyFile, parse_duration)
+        from bot.sources.config import parse_sources
+
+        parse_sources(data["sources"], file, environments=tuple(environments))
+    if "alerts" in data:
+        from bot.alerting_config import parse_alerts  # imports this module (PolicyFile)
+
+        parse_alerts(data["alerts"], file, environments=tuple(environments))
     return Policy(
         environments=environments,
         admins=admins,

@@ -10,6 +10,7 @@ finish and waits for listeners that are still replying, then exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -112,16 +113,32 @@ def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int 
     bolt_app = build_app(services, mode)
     stop = threading.Event()
     previous = _install_stop_handlers(stop)
+    from bot.delivery import start_delivery
+    from bot.jobs.runner import start_background
+
+    # the outbox worker: the only path by which state changes reach Slack and webhooks
+    delivery = start_delivery(services, stop) if delivery_enabled() else None
+    scheduler = start_background(services)  # the leader-elected scheduler (MODELBOT_SCHEDULER=off: none)
     try:
         if mode == "http":
             _serve_http(services, bolt_app, host, port)
         else:
             _serve_socket(services, bolt_app, host, port, stop)
     finally:
+        stop.set()  # in HTTP mode uvicorn handles the signals itself and may never set it
+        if scheduler is not None:
+            scheduler.stop()
+        if delivery is not None:
+            delivery.join(timeout=15)
         _drain_listeners(bolt_app)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("modelbot stopped")
+
+
+def delivery_enabled() -> bool:
+    """MODELBOT_DELIVERY=off when another process runs `modelbot deliver`."""
+    return os.environ.get("MODELBOT_DELIVERY", "on").lower() not in ("off", "0", "false", "no")
 
 
 def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:

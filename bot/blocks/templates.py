@@ -36,7 +36,7 @@ def _load_renderers() -> None:
     """Import the modules that register templates (kept lazy to avoid import cycles)."""
     import importlib
 
-    for module in ("bot.blocks.approvals",):
+    for module in ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
