@@ -2,7 +2,7 @@
 
     python -m bench.slack [--seconds 60] [--users 20] [--scenario team|saturation|both]
                           [--think-ms 1000] [--models 1000] [--versions 100]
-                          [--database-url URL | --postgres] [--keep]
+                          [--database-url URL | --postgres] [--scheduler on|off] [--keep]
 
 Why it exists: issue 3, acceptance 5. Slack gives an app 3 seconds to acknowledge a command
 and users judge it by how fast the answer appears; both must hold when a whole team uses
@@ -24,8 +24,9 @@ What runs where:
   response_url, think, send the next. A 25/25/25/25 mix of `list` (the model list, or one
   model's versions), `show` (a number, `latest` or `@production`), `compare` (2 versions,
   every fifth time 5) and `history`, on random models. Two scenarios, `--seconds` each:
-  - **team**: think time uniform in [0, 2 × `--think-ms`] (mean 1 s): 20 people typing a
-    command every second or so — about 20 commands/s, already far busier than a real team.
+  - **team**: think time uniform in [0, 2 × `--think-ms`] (mean 1 s, also before each user's
+    first command, so the phase does not open with 20 simultaneous commands): 20 people typing
+    a command every second or so — about 20 commands/s, already far busier than a real team.
     The targets are judged here.
   - **saturation**: no think time, so 20 requests are always in flight and the server (one
     process, one GIL, sharing 2 CPUs with the load generator and the fake) runs flat out.
@@ -124,7 +125,7 @@ class ServerProcess:
             return self.proc.wait()
 
 
-def start_server(database_url: str, slack: SlackFake) -> ServerProcess:
+def start_server(database_url: str, slack: SlackFake, *, scheduler: bool = True) -> ServerProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MODELBOT_"))}
     env.update({
         "MODELBOT_DATABASE_URL": database_url,
@@ -132,6 +133,8 @@ def start_server(database_url: str, slack: SlackFake) -> ServerProcess:
         "SLACK_BOT_TOKEN": slack.bot_token,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
     })
+    if not scheduler:
+        env["MODELBOT_SCHEDULER"] = "off"  # `modelbot serve` then runs no background jobs
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -212,14 +215,20 @@ class User(threading.Thread):
         conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=30)
         self.start_event.wait()
         try:
+            # People do not all press Enter in the same millisecond: with think time, each user
+            # starts after a first pause, or every phase would open with a 20-command burst.
+            self.think()
             while time.perf_counter() < self.deadline[0]:
                 self.samples.append(self.one(conn))
-                if self.think_mean_s:
-                    # a person reading the answer (simulated behaviour, not synchronisation)
-                    pause = self.workload.rng.uniform(0, 2 * self.think_mean_s)
-                    time.sleep(max(0.0, min(pause, self.deadline[0] - time.perf_counter())))
+                self.think()
         finally:
             conn.close()
+
+    def think(self) -> None:
+        """A person reading the answer (simulated behaviour, not synchronisation)."""
+        if self.think_mean_s:
+            pause = self.workload.rng.uniform(0, 2 * self.think_mean_s)
+            time.sleep(max(0.0, min(pause, self.deadline[0] - time.perf_counter())))
 
     def one(self, conn: http.client.HTTPConnection) -> Sample:
         kind, text = self.workload.next()
@@ -439,6 +448,7 @@ def report(results: list[Result], *, args: argparse.Namespace, backend: str, row
         f"Slack HTTP-mode benchmark: `modelbot serve --http` (uvicorn, 1 process) + strict fake Slack; "
         f"{backend} registry of {args.models:,} models × {args.versions} versions ({rows}); "
         f"{args.users} concurrent users, closed loop, {args.warmup:g} s warm-up per scenario; "
+        f"background scheduler in the server {args.scheduler}; "
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs (server, load generator and fake share them), "
         f"1-min load average {load[0]:.1f} at end (other work on the machine inflates p99).",
         "",
@@ -499,6 +509,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenario", choices=["team", "saturation", "both"], default="both")
     parser.add_argument("--think-ms", type=float, default=1000.0,
                         help="team scenario: mean pause between a user's commands (default 1000)")
+    parser.add_argument("--scheduler", choices=["on", "off"], default="on",
+                        help="run the background scheduler inside the server, as `modelbot serve` does (default on)")
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=100)
     parser.add_argument("--seed", type=int, default=20261128)
@@ -526,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             db.dispose()
         widen_fake_listen_backlog()
         with SlackFake() as slack:
-            server = start_server(url, slack)
+            server = start_server(url, slack, scheduler=args.scheduler == "on")
             log(f"server up at {server.url} (pid {server.proc.pid})")
             scenarios = [Scenario("team", args.think_ms / 1000, judged=True),
                          Scenario("saturation", 0.0, judged=False)]
