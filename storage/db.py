@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -80,6 +81,15 @@ class Database:
             session.begin(),
         ):
             yield session
+
+    def upsert_insert(self, table: Any) -> Any:
+        """The dialect's INSERT (it has `on_conflict_do_nothing`); imported on use, so a
+        SQLite process never loads the PostgreSQL dialect (and asyncio with it)."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
 
     def lock_for_update(self, statement: sa.Select) -> sa.Select:
         """Row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes other writers."""

@@ -49,8 +49,6 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot import textfmt
@@ -507,9 +505,8 @@ class MlflowImporter:
     def _insert_model(self, session: Session, mlflow_model: MlflowModel, description: str | None,
                       now: datetime) -> bool:
         """Create the model row unless it exists (a concurrent writer may have made it); True if created."""
-        insert = sqlite_insert if self.registry.db.is_sqlite else pg_insert
         row = session.execute(
-            insert(RegisteredModel)
+            self.registry.db.upsert_insert(RegisteredModel)
             .values(name=mlflow_model.name, name_key=mlflow_model.name.lower(),
                     created_at=mlflow_model.created_at or now, latest_version=0, owner=IMPORT_ACTOR,
                     description=description)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -141,9 +139,8 @@ class Registry:
             return _version(row, model.name, ())
 
     def _model_for_register(self, session: Session, name: str, actor: str, now: datetime) -> RegisteredModel:
-        insert = pg_insert if not self.db.is_sqlite else sqlite_insert
         session.execute(
-            insert(RegisteredModel)
+            self.db.upsert_insert(RegisteredModel)
             .values(name=name, name_key=name.lower(), created_at=now, latest_version=0, owner=actor)
             .on_conflict_do_nothing(index_elements=["name_key"])
         )
@@ -343,9 +340,8 @@ class Registry:
         return PointerMove(state=_state(session, model, dep.environment, dep), audit=_audit(event, model.name))
 
     def _locked_deployment(self, session: Session, model: RegisteredModel, env: str) -> Deployment:
-        insert = pg_insert if not self.db.is_sqlite else sqlite_insert
         session.execute(
-            insert(Deployment)
+            self.db.upsert_insert(Deployment)
             .values(model_id=model.id, environment=env, canary_weight=0, revision=0, updated_at=self.clock())
             .on_conflict_do_nothing(index_elements=["model_id", "environment"])
         )
