@@ -12,6 +12,8 @@ percent between runs while ratios hardly move (docs/benchmarks.md).
   far). `median_wall_s` repeats a command for cold-start timings.
 - Alternatives in other virtualenvs (MLflow, Evidently): `ensure_venv` builds one once
   and caches it; `run_json_worker` runs a worker script there, JSON in and out.
+  `JsonLinesWorker` keeps one alive and answers JSON lines, so a bench can alternate
+  short blocks of both tools and let them share the machine's load.
 - Output: `render_table`/`print_table` (Markdown), `fmt_ratio`, `format_seconds`,
   `format_bytes`.
 """
@@ -253,3 +255,59 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], file: Any = None) -> None:
     """Print `render_table`."""
     print(render_table(headers, rows), file=file or sys.stdout)
+
+
+# ---- long-lived JSON-lines worker (interleaved measurements) ------------------------------
+
+
+class JsonLinesWorker:
+    """A worker process in another virtualenv that answers one JSON request per line.
+
+    Why not one run per tool: on a shared machine the load changes minute by minute, so
+    measuring modelbot now and the alternative five minutes later skews the ratio. A
+    long-lived worker lets the bench alternate short blocks of both tools, which then see
+    the same load. The worker must write protocol lines only to the descriptor it was
+    started with as stdout (and send its own logging to stderr, which goes to a file here
+    so a chatty library can never fill a pipe and stall).
+    """
+
+    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                 cwd: str | Path | None = None) -> None:
+        self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the worker; close()
+        self._proc = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            env=None if env is None else dict(env), cwd=cwd, text=True, bufsize=1,
+        )
+
+    def read(self) -> Any:
+        """The next JSON line from the worker; its stderr tail if it died instead."""
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait()
+            self._stderr.seek(0)
+            raise RuntimeError(f"worker exited ({self._proc.returncode}):\n{self._stderr.read()[-4000:]}")
+        return json.loads(line)
+
+    def request(self, message: Mapping[str, Any]) -> Any:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(dict(message)) + "\n")
+        self._proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        """Closing stdin is the worker's signal to exit."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> JsonLinesWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
