@@ -256,7 +256,8 @@ def describe(cmd: Command) -> dict[str, Any]:
 
 
 # Feature modules register their commands on import (after everything above exists).
-from bot import commands_alerts as _commands_alerts  # noqa: E402,F401
-from bot import commands_deploy as _commands_deploy  # noqa: E402,F401
+# The order is the order of `/model help`: registry, promotions, monitoring, digests, alerts.
+from bot import commands_deploy as _commands_deploy  # noqa: E402,F401,I001
 from bot import commands_monitoring as _commands_monitoring  # noqa: E402,F401
 from bot import commands_subscriptions as _commands_subscriptions  # noqa: E402,F401
+from bot import commands_alerts as _commands_alerts  # noqa: E402,F401
