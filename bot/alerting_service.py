@@ -52,7 +52,8 @@ MAX_CHARTS_PER_RUN = 10
 CHART_RECENT = timedelta(hours=1)
 CHART_TEMPLATE = "alert_chart"
 # cards whose chart could not be drawn, so each is tried once per process, not every minute
-_FAILED: set[str] = set()
+# (keyed by database too: card keys repeat across databases, e.g. in tests)
+_FAILED: set[tuple[int, str]] = set()
 
 
 # ---- the cycle ------------------------------------------------------------------------------------
@@ -93,25 +94,26 @@ def chart_pending(services: Services, *, limit: int = MAX_CHARTS_PER_RUN) -> int
     todo = _cards_without_chart(registry, now)
     done = 0
     for row_topic, channel, key, data in todo:
+        failed = (id(registry.db), key)
         if done >= limit:
             log.info("alert charts: %d more cards wait for the next run", len(todo) - done)
             break
-        if key in _FAILED:
+        if failed in _FAILED:
             continue
         try:
             chart = chart_data(registry, data, now)
             if chart is None:
-                _FAILED.add(key)  # nothing to draw (no samples): do not look again
+                _FAILED.add(failed)  # nothing to draw (no samples): do not look again
                 continue
             with warnings.catch_warnings():  # matplotlib's date locator complains about short spans
                 warnings.simplefilter("ignore", UserWarning)
                 png = render_png(chart)
         except Exception:  # a missing picture must not stop the others
             log.exception("chart of alert card %s failed; it goes without one", key)
-            _FAILED.add(key)
+            _FAILED.add(failed)
             continue
         if not png:
-            _FAILED.add(key)
+            _FAILED.add(failed)
             continue
         metrics = sorted({a["metric"] for a in _charted(data)})
         with registry.writing() as session:
