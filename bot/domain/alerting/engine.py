@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -180,6 +180,18 @@ class AlertEngine:
                             aborts.append((model, rule.environment, why))
                         if after.no_data and not before.no_data:
                             report.inconclusive_canaries.append(f"{model}@{rule.environment}")
+            # A series that no longer exists (its canary was aborted or promoted) is over: resolve it,
+            # or its group would stay open and its card say "firing" for ever.
+            evaluated = {(rule.id, row.series) for rule, row, _ in touched}
+            by_id = {rule.id: rule for rule in rules}
+            for key, row in states.items():
+                if row.state != "inactive" and key not in evaluated and key[0] in by_id:
+                    was = row.state
+                    _store(row, replace(_state_of(row), state="inactive", active_since=None, firing_since=None,
+                                        consecutive_failures=0), now)
+                    if was == "firing":
+                        report.transitions["resolved"] = report.transitions.get("resolved", 0) + 1
+                    touched.append((by_id[key[0]], row, "resolved" if was == "firing" else "inactive"))
             report.notifications = notify.update_groups(session, touched, models, deployments, self.settings, now,
                                                         inconclusive=report.inconclusive_canaries)
             _save_states(session, states.values())

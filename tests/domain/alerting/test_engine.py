@@ -138,6 +138,12 @@ def test_canary_breach_aborts_after_failure_limit(world, clock: Clock) -> None: 
         clock.advance(minutes=1)
     model, env, why = aborted[0]
     assert (model, env) == ("churn", "production") and "0.2" in why and "failure limit 3" in why
+    # once the canary is gone its series is over: the alert resolves instead of firing for ever
+    with registry.writing() as session:
+        session.execute(sa.text("UPDATE deployments SET canary_version = NULL, canary_weight = 0"))
+    report = engine.evaluate()
+    assert report.transitions.get("resolved") == 1
+    assert AlertActions(registry).overview(clock.now)["firing"] == []
 
 
 def test_anomaly_ignores_daily_cycle_and_fires_on_step(world, clock: Clock) -> None:  # type: ignore[no-untyped-def]
