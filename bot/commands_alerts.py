@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 
 from bot.commands import Command, UsageError, command, env_token, expect
-from bot.domain.alerting.rules import NO_DATA, OPS, TARGETS, parse_duration, parse_threshold
+from bot.domain.alerting.rules import NO_DATA, OPS, TARGETS, RuleSpec, parse_duration, parse_threshold
 from bot.domain.errors import InvalidInput
 from bot.domain.names import preview
 
@@ -57,21 +57,9 @@ OPTIONS_HINT = ("options are: for 5m, severity warning|critical, #channel, stabl
 
 @dataclass(frozen=True)
 class AlertAdd(Command):
-    model: str
-    environment: str
-    metric: str
-    kind: str = "threshold"
-    op: str = ">"
-    threshold: str = "0"
-    for_: str | None = None
-    keep_firing_for: str | None = None
-    severity: str = "warning"
-    channel: str | None = None
-    target: str = "stable"
-    no_data: str = "keep"
-    anomaly_k: float = 4.0
-    anomaly_window: str = "7d"
-    failure_limit: int = 3
+    """The rule as typed; the domain's RuleSpec is the one definition of its fields."""
+
+    spec: RuleSpec
 
     @property
     def name(self) -> str:
@@ -313,13 +301,13 @@ def _parse_add(args: list[str]) -> AlertAdd:
     metric, rest = words[0], words[1:]
     if rest[0].lower() in ("anomalous", "anomaly"):
         options = _options(rest[1:], anomaly=True)
-        return AlertAdd(model, env, metric, kind="anomaly", **options)  # type: ignore[arg-type]
+        return AlertAdd(RuleSpec(model, env, metric, kind="anomaly", **options))  # type: ignore[arg-type]
     op = rest[0]
     if op not in OPS:
         raise UsageError(f"'{preview(op, 10)}' is not a comparison: use one of {' '.join(OPS)}.")
     threshold, rest = _threshold(rest[1:], metric)
     options = _options(rest, anomaly=False)
-    return AlertAdd(model, env, metric, op=op, threshold=threshold, **options)  # type: ignore[arg-type]
+    return AlertAdd(RuleSpec(model, env, metric, op=op, threshold=threshold, **options))  # type: ignore[arg-type]
 
 
 @command("alerts", "alerts [MODEL]", "what is firing, pending and silenced now", aliases=("firing",))

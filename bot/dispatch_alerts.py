@@ -14,6 +14,7 @@ writer and a retried delivery cannot show an older state. The clicker gets a pri
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from bot.blocks import alerts as blocks
 from bot.blocks import approvals as deploy_blocks
 from bot.dispatch import Actor, Click, ClickResult, Submission, SubmitResult, handles, on_click, on_submit
 from bot.domain.alerting.actions import AlertActions
-from bot.domain.alerting.rules import AlertRules, RuleSpec, parse_duration
+from bot.domain.alerting.rules import AlertRules, parse_duration
 from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -46,17 +47,12 @@ def require_role(services: Services, user: str, what: str) -> None:
 @handles(cmds.AlertAdd)
 def _alert_add(services: Services, actor: Actor, cmd: cmds.AlertAdd) -> Message:
     require_role(services, actor.user_id, "add alert rules")
-    model, metrics = known_metrics(services, cmd.model)
+    model, metrics = known_metrics(services, cmd.spec.model)
     if not metrics:
         raise InvalidInput(f"No source has reported any metric for {model} yet, so a rule could never fire: connect "
                            "a source ([[sources]] in modelbot.toml, or POST samples to /api/v1) first, or write the "
                            "rule in modelbot.toml ([[alerts.rules]]), where it waits for the data.")
-    spec = RuleSpec(
-        model=model, environment=cmd.environment, metric=cmd.metric, kind=cmd.kind, op=cmd.op,
-        threshold=cmd.threshold, for_=cmd.for_, keep_firing_for=cmd.keep_firing_for, severity=cmd.severity,
-        channel=cmd.channel, target=cmd.target, no_data=cmd.no_data, anomaly_k=cmd.anomaly_k,
-        anomaly_window=cmd.anomaly_window, failure_limit=cmd.failure_limit,
-    )
+    spec = replace(cmd.spec, model=model)
     rule = AlertRules(services.registry, known_metrics=metrics).add(spec, actor=actor.user_id, now=services.clock())
     return blocks.rule_added(rule, alert_config(services.policy).settings.default_channel)
 
