@@ -156,10 +156,11 @@ def create_api_app(services: "Services") -> FastAPI:
         return found
 
     Token = Annotated[TokenView, Depends(token)]
-    ModelName = Annotated[str, Path(min_length=1, max_length=64)]
-    Env = Annotated[str, Path(min_length=1, max_length=32)]
+    ModelName = Annotated[str, Path(min_length=1, max_length=64, examples=["churn"])]
+    Env = Annotated[str, Path(min_length=1, max_length=32, examples=["production"])]
     Offset = Annotated[int, Query(ge=0, le=10_000_000)]
     Limit = Annotated[int, Query(ge=1, le=500)]
+    RequestId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
 
     def scoped(t: TokenView, scope: str) -> str:
         require_scope(t, scope)
@@ -191,7 +192,8 @@ def create_api_app(services: "Services") -> FastAPI:
         return version.to_dict()
 
     @api.get("/models/{model}/versions/{ref}", response_model=s.VersionOut, tags=["registry"])
-    def show(t: Token, model: ModelName, ref: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
+    def show(t: Token, model: ModelName,
+             ref: Annotated[str, Path(min_length=1, max_length=64, examples=["latest", "2", "@staging"])]) -> Any:
         return services.registry.show(model, ref).to_dict()
 
     @api.get("/models/{model}/environments/{environment}", response_model=s.EnvironmentOut, tags=["serving"])
@@ -229,17 +231,17 @@ def create_api_app(services: "Services") -> FastAPI:
         return {"requests": [r.to_dict() for r in found]}
 
     @api.get("/requests/{request_id}", response_model=s.RequestOut, tags=["promotions"])
-    def get_request(t: Token, request_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Any:
+    def get_request(t: Token, request_id: RequestId) -> Any:
         return services.deployments.get_request(request_id).to_dict()
 
     @api.post("/requests/{request_id}/approve", response_model=s.VoteOut, tags=["promotions"])
-    def approve(t: Token, request_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: s.ApproveIn) -> Any:
+    def approve(t: Token, request_id: RequestId, body: s.ApproveIn) -> Any:
         actor = scoped(t, "promotions:approve")
         outcome = services.deployments.vote(request_id, actor, "approve", override_reason=body.override_reason)
         return {"result": outcome.result, "request": outcome.request.to_dict(), "notes": outcome.notes}
 
     @api.post("/requests/{request_id}/reject", response_model=s.VoteOut, tags=["promotions"])
-    def reject(t: Token, request_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: s.RejectIn) -> Any:
+    def reject(t: Token, request_id: RequestId, body: s.RejectIn) -> Any:
         actor = scoped(t, "promotions:approve")
         outcome = services.deployments.vote(request_id, actor, "reject", reason=body.reason)
         return {"result": outcome.result, "request": outcome.request.to_dict(), "notes": outcome.notes}

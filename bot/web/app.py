@@ -151,4 +151,9 @@ def create_web_app(
         web.include_router(router)
     for prefix, sub_app in (mounts or {}).items():
         web.mount(prefix, sub_app)
+        # Starlette's mount pattern (`.*`) stops at a newline, so `/api/v1/models/a%0A` fell through to
+        # this app's `{"detail": "Not Found"}` instead of the sub-app's own error shape (schemathesis).
+        mount = web.router.routes[-1]
+        if isinstance(mount, Mount):
+            mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
     return web
