@@ -105,7 +105,10 @@ class Shell:
         if result.ephemeral is not None:
             extra = self.show(result.ephemeral, marker="(only you)", first_button=len(self.buttons) + 1)
             self.buttons += extra
-        if result.replace is None and result.ephemeral is None:
+        if result.modal is not None and result.fallback is not None:
+            # no modals in a terminal: the fallback says which command to type instead
+            self.buttons += self.show(result.fallback, marker="(only you)", first_button=len(self.buttons) + 1)
+        elif result.replace is None and result.ephemeral is None:
             self._note("Done.")
 
     def show(self, message: Message, *, marker: str, first_button: int = 1) -> tuple[Button, ...]:
