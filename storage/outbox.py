@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from storage.models import OutboxMessage, SlackMessageRef
 
-KINDS = ("post", "update", "thread", "ephemeral", "webhook", "upload")
+KINDS = ("post", "update", "thread", "ephemeral", "webhook", "upload", "home")
 
 
 def enqueue(
@@ -38,6 +38,16 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+def newest_is_pending(session: Session, topic: str) -> bool:
+    """The newest row of the topic still waits to be claimed (for refreshes that coalesce: it will
+    render after the change being committed now). One index probe, however long the topic's history:
+    rows of a topic are claimed in order, so the newest one pending is the only one that matters."""
+    status = session.exec(
+        select(OutboxMessage.status).where(OutboxMessage.topic == topic).order_by(col(OutboxMessage.id).desc()).limit(1)
+    ).first()
+    return status == "pending"
 
 
 def claimable(session: Session, *, now: datetime, limit: int, skip_locked: bool) -> Sequence[OutboxMessage]:

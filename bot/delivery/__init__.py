@@ -32,7 +32,14 @@ def build_worker(services: Services, settings: DeliverySettings | None = None) -
         raise ConfigError("SLACK_BOT_TOKEN is not set: outbox delivery needs the bot token (xoxb-…) to post to Slack.")
     # no retry handlers: the worker schedules retries itself, so a 429 or a hang never pins a thread
     client = make_web_client(token, services.settings.slack_api_url, retries=0, timeout=settings.http_timeout_s)
-    return DeliveryWorker.from_settings(services.db, client, settings, clock=services.clock)
+    from bot.dispatch_home import HomeRefresher
+    from bot.domain.policy import no_groups
+    from bot.usergroups import attach_group_resolver
+
+    if services.deployments.groups is no_groups:  # `modelbot deliver` runs without the Slack app
+        attach_group_resolver(services, client)  # Home refreshes go to the members of approver groups
+    return DeliveryWorker.from_settings(services.db, client, settings, clock=services.clock,
+                                        home=HomeRefresher(services))
 
 
 def start_delivery(services: Services, stop_event: threading.Event,

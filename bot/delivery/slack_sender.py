@@ -1,4 +1,4 @@
-"""Send one outbox row to Slack: post, update, thread reply or ephemeral.
+"""Send one outbox row to Slack: post, update, thread reply, ephemeral, upload or App Home refresh.
 
 Idempotency: every post, thread reply and card update carries Slack message metadata naming
 its outbox row. When an earlier attempt's outcome is unknown (a timeout, a 5xx, or a worker
@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
 from bot.blocks.templates import render
+from bot.delivery.home import HomeRenderer, send_home
 from bot.delivery.jobs import Job, Outcome, SlackTarget, metadata_outbox_id, outbox_metadata
 from bot.delivery.retry import TRANSPORT_ERRORS, classify_slack_error, transport_failure
 
@@ -40,14 +41,16 @@ class _Stop(Exception):
 
 
 class SlackSender:
-    def __init__(self, client: WebClient, *, clock: Callable[[], datetime], http_timeout_s: float) -> None:
+    def __init__(self, client: WebClient, *, clock: Callable[[], datetime], http_timeout_s: float,
+                 home: HomeRenderer | None = None) -> None:
         self._client = client
+        self._home_renderer = home
         self._clock = clock
         self._http_timeout = timedelta(seconds=http_timeout_s)
 
     def send(self, job: Job) -> Outcome:
         handler = {"post": self._post, "thread": self._thread, "update": self._update,
-                   "ephemeral": self._ephemeral, "upload": self._upload}.get(job.kind)
+                   "ephemeral": self._ephemeral, "upload": self._upload, "home": self._home}.get(job.kind)
         if handler is None:
             return Outcome.failed(f"the delivery worker cannot send outbox rows of kind {job.kind!r}")
         try:
@@ -103,6 +106,10 @@ class SlackSender:
         from bot.delivery.upload import send_upload
 
         return send_upload(self._client, job, self._call)
+
+    def _home(self, job: Job) -> Outcome:
+        """Publish the App Home again for the people a change concerns: see bot.delivery.home."""
+        return send_home(self._client, job, self._call, self._home_renderer)
 
     def _ephemeral(self, job: Job) -> Outcome:
         if not job.channel or not job.user_id:

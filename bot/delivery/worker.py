@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from slack_sdk import WebClient
 from sqlmodel import Session, col, select
 
+from bot.delivery.home import HOME_KIND, HomeRenderer, superseded_refresh
 from bot.delivery.jobs import Job, Outcome, SlackTarget
 from bot.delivery.pacing import ChannelPacer
 from bot.delivery.retry import backoff_delay
@@ -70,6 +71,7 @@ class DeliveryWorker:
         poll_seconds: float = 1.0,
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        home: HomeRenderer | None = None,
     ) -> None:
         """`client` must not retry by itself (make_web_client(..., retries=0)): the worker
         schedules retries in the database, so a 429 or a hanging Slack never pins a thread."""
@@ -84,19 +86,20 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.pacer = ChannelPacer(post_interval_s)
         self._rng = rng or random.Random()
-        self._slack = SlackSender(client, clock=self._now, http_timeout_s=http_timeout_s)
+        self._slack = SlackSender(client, clock=self._now, http_timeout_s=http_timeout_s, home=home)
         self._webhooks = WebhookSender(clock=self._now, timeout_s=http_timeout_s, env=env)
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="modelbot-deliver")
         self._gauges_at = 0.0
 
     @classmethod
     def from_settings(cls, db: Database, client: WebClient, settings: DeliverySettings, *,
-                      clock: Callable[[], datetime], env: Mapping[str, str] | None = None) -> DeliveryWorker:
+                      clock: Callable[[], datetime], env: Mapping[str, str] | None = None,
+                      home: HomeRenderer | None = None) -> DeliveryWorker:
         return cls(
             db, client, clock=clock, lease_seconds=settings.lease_seconds, http_timeout_s=settings.http_timeout_s,
             concurrency=settings.concurrency, post_interval_s=settings.post_interval_s,
             backoff_base_s=settings.backoff_base_s, backoff_cap_s=settings.backoff_cap_s,
-            give_up_after=settings.give_up_after, poll_seconds=settings.poll_seconds, env=env,
+            give_up_after=settings.give_up_after, poll_seconds=settings.poll_seconds, env=env, home=home,
         )
 
     # ---- the loop -----------------------------------------------------------------------
@@ -166,6 +169,8 @@ class DeliveryWorker:
                     break
                 maybe_sent = row.status == "sending" or bool((row.result or {}).get("maybe_sent"))
                 target, decided = _target(session, row) if row.kind in _KEYED else (None, None)
+                if row.kind == HOME_KIND:
+                    decided = superseded_refresh(session, row)
                 channel = row.channel if row.kind == "post" else (target.channel if target else None)
                 if row.kind in _PACED and channel and decided is None:
                     later = self.pacer.reserve(channel, now, sent_back[channel])

@@ -62,12 +62,25 @@ def request_opened(
         outbox.enqueue(session, now=now, topic=topic(model_id), kind="ephemeral", template="approval_link",
                        data={"request": view.to_dict()}, channel=origin_channel, user_id=view.requester,
                        message_key=request_key(view.id))
+    home_refresh(session, view, now=now)
 
 
 def request_updated(session: Session, view: RequestView, *, now: datetime, model_id: int) -> None:
     """Edit the card in place to show votes, expiry, supersession or the decision."""
     outbox.enqueue(session, now=now, topic=topic(model_id), kind="update", template="approval_card",
                    data=card_data(session, view, model_id), message_key=request_key(view.id))
+    home_refresh(session, view, now=now)
+
+
+def home_refresh(session: Session, view: RequestView, *, now: datetime) -> None:
+    """Publish the App Home again for the approvers of the request's environment: their
+    "waiting for your approval" list changed. The worker renders each Home at send time from
+    the current state, so one pending refresh per environment covers any number of changes."""
+    key = f"home:{view.environment}"
+    if outbox.newest_is_pending(session, key):
+        return
+    outbox.enqueue(session, now=now, topic=key, kind="home", template="home_refresh",
+                   data={"environment": view.environment, "request": view.id, "model": view.model})
 
 
 def request_decided(session: Session, view: RequestView, *, now: datetime, model_id: int) -> None:

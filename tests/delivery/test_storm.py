@@ -123,7 +123,7 @@ def test_approval_storm(pg: Database, slack: SlackFake, clock: Clock, hooks: Web
 
     rows = support.rows(pg)
     assert {r.status for r in rows} == {"delivered"}
-    kinds = Counter(r.kind for r in rows)
+    kinds = Counter(r.kind for r in rows if r.kind != "home")  # App Home refreshes coalesce: any number
     assert kinds == {"post": REQUESTS, "ephemeral": REQUESTS, "update": 2 * REQUESTS, "thread": REQUESTS,
                      "webhook": REQUESTS}
     assert len(slack.messages(APPROVALS)) == REQUESTS

@@ -1,4 +1,4 @@
-"""Button listeners: every modelbot button goes through `dispatch.click`."""
+"""Button listeners: every modelbot button goes through `dispatch.click` (on the App Home via `dispatch_home`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import dispatch
+from bot import dispatch, dispatch_home
 from bot.blocks import Message
 from bot.listeners.replies import acked, answering
 
@@ -41,6 +41,9 @@ def register(app: App, services: Services) -> None:
         ack()
         acked(context)
         event = click_from(body)
+        if from_home(body):
+            home_button(services, client, body, context, event)
+            return
 
         def send(message: Message) -> None:
             respond(**message.payload(), replace_original=False)
@@ -54,6 +57,28 @@ def register(app: App, services: Services) -> None:
                 send(result.ephemeral)
             if result.modal is not None:
                 open_modal(client, body.get("trigger_id"), result.modal, result.fallback, send)
+
+
+def from_home(body: dict[str, Any]) -> bool:
+    return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
+
+
+def home_button(services: Services, client: WebClient, body: dict[str, Any], context: dict[str, Any],
+                event: dispatch.Click) -> None:
+    """A click on the App Home has no message to replace and no response_url: the answer is the
+    Home itself, published again with the note at the top (see `bot.dispatch_home`)."""
+    user = event.actor.user_id
+
+    def send(message: Message) -> None:
+        client.views_publish(user_id=user, view=dispatch_home.home_view(services, user, notice=message))
+
+    with answering(context, send) as answer:
+        answer.command = event.action_id
+        update = dispatch_home.home_click(services, event)
+        if update.modal is not None:
+            open_modal(client, body.get("trigger_id"), update.modal, update.fallback, send)
+        if update.view is not None:
+            client.views_publish(user_id=user, view=update.view)
 
 
 def open_modal(client: WebClient, trigger_id: str | None, view: dict[str, Any], fallback: Message | None,

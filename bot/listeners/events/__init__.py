@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.blocks import home as home_blocks
+from bot import dispatch_home
 
 if TYPE_CHECKING:
     from bot.runtime import Services
@@ -21,5 +21,4 @@ def register(app: App, services: Services) -> None:
     def home_opened(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") not in (None, "home"):
             return
-        page = services.registry.list_models(limit=home_blocks.MODELS_ON_HOME)
-        client.views_publish(user_id=event["user"], view=home_blocks.home(page, services.registry.environments))
+        client.views_publish(user_id=event["user"], view=dispatch_home.home_view(services, event["user"]))
