@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from storage.models import AuditEvent, Deployment, ModelVersion, RegisteredModel
@@ -11,9 +13,12 @@ from storage.models import AuditEvent, Deployment, ModelVersion, RegisteredModel
 POINTER_ACTIONS = ("promote", "rollback", "canary_promote")
 
 
+_MODEL_BY_KEY = select(RegisteredModel).where(RegisteredModel.name_key == sa.bindparam("key"))
+
+
 def model_by_key(session: Session, name: str) -> RegisteredModel | None:
     """Models are unique regardless of case; look them up the same way."""
-    return session.exec(select(RegisteredModel).where(RegisteredModel.name_key == name.lower())).first()
+    return session.exec(_MODEL_BY_KEY, params={"key": name.lower()}).first()
 
 
 def models_by_ids(session: Session, ids: Iterable[int]) -> dict[int, RegisteredModel]:
@@ -123,3 +128,334 @@ def row_counts(session: Session) -> dict[str, int]:
     return counts
 
 
+
+
+# ---- Core reads ---------------------------------------------------------------------------
+#
+# The registry's read hot paths select plain rows with SQLAlchemy Core on the session's
+# connection: no ORM instances, identity map or per-call statement building. Statements are
+# built once here with bound parameters, so their cache keys are memoised too. Column labels
+# match the ORM attribute names the domain's converters read (`version`, `artifact_uri`, …).
+
+_models = RegisteredModel.__table__  # type: ignore[attr-defined]
+_versions = ModelVersion.__table__  # type: ignore[attr-defined]
+_deployments = Deployment.__table__  # type: ignore[attr-defined]
+_audit = AuditEvent.__table__  # type: ignore[attr-defined]
+
+VERSION_COLUMNS = (
+    _versions.c.version,
+    _versions.c.artifact_uri,
+    _versions.c.created_by,
+    _versions.c.created_at,
+    _versions.c.status,
+    _versions.c.run_id,
+    _versions.c.source,
+    _versions.c.dataset_fingerprint,
+    _versions.c.description,
+    _versions.c.metrics,
+    _versions.c.params,
+    _versions.c.tags,
+)
+_MODEL_HEAD = (_models.c.id.label("m_id"), _models.c.name.label("m_name"), _models.c.latest_version.label("m_latest"))
+_BY_KEY = _models.c.name_key == sa.bindparam("key")
+_serving = _deployments.alias("serving")
+_env_dep = _deployments.alias("env_dep")
+
+
+def _serving_join(left: Any) -> Any:
+    """Environments whose stable pointer is the joined version (one row per environment)."""
+    return left.outerjoin(
+        _serving, sa.and_(_serving.c.model_id == _models.c.id, _serving.c.stable_version == _versions.c.version)
+    )
+
+
+_SERVING_ENV = _serving.c.environment.label("serving_env")
+
+_SHOW_NUMBER = (
+    sa.select(*_MODEL_HEAD, *VERSION_COLUMNS, _SERVING_ENV)
+    .select_from(
+        _serving_join(
+            _models.outerjoin(
+                _versions,
+                sa.and_(_versions.c.model_id == _models.c.id, _versions.c.version == sa.bindparam("number")),
+            )
+        )
+    )
+    .where(_BY_KEY)
+)
+_latest_alias = _versions.alias("latest_ready")
+_LATEST_READY = (
+    sa.select(_latest_alias.c.version)
+    .where(_latest_alias.c.model_id == _models.c.id, _latest_alias.c.status == "ready")
+    .order_by(_latest_alias.c.version.desc())
+    .limit(1)
+    .correlate(_models)
+    .scalar_subquery()
+)
+_SHOW_LATEST = (
+    sa.select(*_MODEL_HEAD, *VERSION_COLUMNS, _SERVING_ENV)
+    .select_from(
+        _serving_join(
+            _models.outerjoin(
+                _versions, sa.and_(_versions.c.model_id == _models.c.id, _versions.c.version == _LATEST_READY)
+            )
+        )
+    )
+    .where(_BY_KEY)
+)
+_SHOW_ENVIRONMENT = (
+    sa.select(*_MODEL_HEAD, _env_dep.c.stable_version.label("env_stable"), *VERSION_COLUMNS, _SERVING_ENV)
+    .select_from(
+        _serving_join(
+            _models.outerjoin(
+                _env_dep,
+                sa.and_(_env_dep.c.model_id == _models.c.id, _env_dep.c.environment == sa.bindparam("env")),
+            ).outerjoin(
+                _versions,
+                sa.and_(_versions.c.model_id == _models.c.id, _versions.c.version == _env_dep.c.stable_version),
+            )
+        )
+    )
+    .where(_BY_KEY)
+)
+
+
+def show_rows(
+    session: Session, name: str, *, number: int | None = None, environment: str | None = None
+) -> Sequence[sa.Row[Any]]:
+    """One statement: the model head (`m_id`, `m_name`, `m_latest`), the version (its columns
+    are NULL when there is no such version) and `serving_env`, one row per environment whose
+    stable pointer is that version. `number` picks a version, `environment` the version that
+    environment's stable pointer names (`env_stable`), neither the latest ready one. No rows:
+    no such model."""
+    connection = session.connection()
+    if environment is not None:
+        return connection.execute(_SHOW_ENVIRONMENT, {"key": name.lower(), "env": environment}).all()
+    if number is not None:
+        return connection.execute(_SHOW_NUMBER, {"key": name.lower(), "number": number}).all()
+    return connection.execute(_SHOW_LATEST, {"key": name.lower()}).all()
+
+
+_MODEL_COLUMNS = (
+    _models.c.id,
+    _models.c.name,
+    _models.c.description,
+    _models.c.owner,
+    _models.c.created_at,
+    _models.c.latest_version,
+)
+_DEP_COLUMNS = (_deployments.c.environment.label("dep_env"), _deployments.c.stable_version.label("dep_stable"))
+_MODEL_WITH_DEPLOYMENTS = (
+    sa.select(*_MODEL_COLUMNS, *_DEP_COLUMNS)
+    .select_from(_models.outerjoin(_deployments, _deployments.c.model_id == _models.c.id))
+    .where(_BY_KEY)
+)
+_count_alias = _versions.alias("counted")
+_VERSION_COUNT = (
+    sa.select(func.count())
+    .select_from(_count_alias)
+    .where(_count_alias.c.model_id == _models.c.id)
+    .correlate(_models)
+    .scalar_subquery()
+)
+_MODEL_WITH_DEPLOYMENTS_AND_COUNT = (
+    sa.select(*_MODEL_COLUMNS, *_DEP_COLUMNS, _VERSION_COUNT.label("version_count"))
+    .select_from(_models.outerjoin(_deployments, _deployments.c.model_id == _models.c.id))
+    .where(_BY_KEY)
+)
+
+
+def model_rows(session: Session, name: str, *, count_versions: bool = False) -> Sequence[sa.Row[Any]]:
+    """The model's columns with each of its deployments (`dep_env`, `dep_stable`; NULL when it
+    has none), optionally with `version_count`. No rows: no such model."""
+    statement = _MODEL_WITH_DEPLOYMENTS_AND_COUNT if count_versions else _MODEL_WITH_DEPLOYMENTS
+    return session.connection().execute(statement, {"key": name.lower()}).all()
+
+
+_MODEL_HEAD_BY_KEY = sa.select(_models.c.id, _models.c.name, _models.c.latest_version).where(_BY_KEY)
+
+
+def model_head(session: Session, name: str) -> sa.Row[Any] | None:
+    """`id`, `name` and `latest_version` of the model, found regardless of case."""
+    return session.connection().execute(_MODEL_HEAD_BY_KEY, {"key": name.lower()}).first()
+
+
+_models_page = (
+    sa.select(*_MODEL_COLUMNS, _models.c.name_key)
+    .order_by(_models.c.name_key)
+    .offset(sa.bindparam("offset"))
+    .limit(sa.bindparam("limit"))
+    .subquery("page")
+)
+_MODEL_TOTAL = sa.select(func.count()).select_from(_models)
+_MODELS_PAGE = (
+    sa.select(
+        *(_models_page.c[c.name] for c in _MODEL_COLUMNS),
+        _MODEL_TOTAL.scalar_subquery().label("total"),
+        *_DEP_COLUMNS,
+    )
+    .select_from(_models_page.outerjoin(_deployments, _deployments.c.model_id == _models_page.c.id))
+    .order_by(_models_page.c.name_key)
+)
+
+
+def models_page_rows(session: Session, *, offset: int, limit: int) -> tuple[Sequence[sa.Row[Any]], int]:
+    """A page of models by name, one row per (model, deployment), and the number of models."""
+    connection = session.connection()
+    rows = connection.execute(_MODELS_PAGE, {"offset": offset, "limit": limit}).all()
+    total = rows[0].total if rows else connection.execute(_MODEL_TOTAL).scalar_one()
+    return rows, total
+
+
+_VERSIONS_PAGE = (
+    sa.select(*VERSION_COLUMNS)
+    .where(_versions.c.model_id == sa.bindparam("model_id"))
+    .order_by(_versions.c.version.desc())
+    .offset(sa.bindparam("offset"))
+    .limit(sa.bindparam("limit"))
+)
+
+
+def versions_page_rows(session: Session, model_id: int, *, offset: int, limit: int) -> Sequence[sa.Row[Any]]:
+    return session.connection().execute(
+        _VERSIONS_PAGE, {"model_id": model_id, "offset": offset, "limit": limit}
+    ).all()
+
+
+_VERSIONS_IN = sa.select(*VERSION_COLUMNS).where(
+    _versions.c.model_id == sa.bindparam("model_id"),
+    _versions.c.version.in_(sa.bindparam("numbers", expanding=True)),
+)
+
+
+def version_rows(session: Session, model_id: int, numbers: Iterable[int]) -> dict[int, sa.Row[Any]]:
+    numbers = list(numbers)
+    if not numbers:
+        return {}
+    rows = session.connection().execute(_VERSIONS_IN, {"model_id": model_id, "numbers": numbers})
+    return {row.version: row for row in rows}
+
+
+_LATEST_READY_ROW = (
+    sa.select(*VERSION_COLUMNS)
+    .where(_versions.c.model_id == sa.bindparam("model_id"), _versions.c.status == "ready")
+    .order_by(_versions.c.version.desc())
+    .limit(1)
+)
+
+
+def latest_ready_row(session: Session, model_id: int) -> sa.Row[Any] | None:
+    return session.connection().execute(_LATEST_READY_ROW, {"model_id": model_id}).first()
+
+
+_ARTIFACT_URIS = sa.select(_versions.c.version, _versions.c.artifact_uri).where(
+    _versions.c.model_id == sa.bindparam("model_id"),
+    _versions.c.version.in_(sa.bindparam("numbers", expanding=True)),
+)
+
+
+def artifact_uris(session: Session, model_id: int, numbers: Iterable[int]) -> dict[int, str]:
+    numbers = list(numbers)
+    if not numbers:
+        return {}
+    rows = session.connection().execute(_ARTIFACT_URIS, {"model_id": model_id, "numbers": numbers})
+    return {row.version: row.artifact_uri for row in rows}
+
+
+_stable_v = _versions.alias("stable_v")
+_previous_v = _versions.alias("previous_v")
+_canary_v = _versions.alias("canary_v")
+
+
+def _pointer_join(left: Any, alias: Any, column: Any) -> Any:
+    return left.outerjoin(alias, sa.and_(alias.c.model_id == _models.c.id, alias.c.version == column))
+
+
+_ENVIRONMENT_STATE = (
+    sa.select(
+        _models.c.id.label("m_id"),
+        _models.c.name.label("m_name"),
+        _deployments.c.id.label("dep_id"),
+        _deployments.c.stable_version,
+        _deployments.c.previous_version,
+        _deployments.c.canary_version,
+        _deployments.c.canary_weight,
+        _deployments.c.revision,
+        _deployments.c.updated_at,
+        _stable_v.c.artifact_uri.label("stable_uri"),
+        _previous_v.c.artifact_uri.label("previous_uri"),
+        _canary_v.c.artifact_uri.label("canary_uri"),
+    )
+    .select_from(
+        _pointer_join(
+            _pointer_join(
+                _pointer_join(
+                    _models.outerjoin(
+                        _deployments,
+                        sa.and_(
+                            _deployments.c.model_id == _models.c.id,
+                            _deployments.c.environment == sa.bindparam("env"),
+                        ),
+                    ),
+                    _stable_v,
+                    _deployments.c.stable_version,
+                ),
+                _previous_v,
+                _deployments.c.previous_version,
+            ),
+            _canary_v,
+            _deployments.c.canary_version,
+        )
+    )
+    .where(_BY_KEY)
+)
+
+
+def environment_state_row(session: Session, name: str, environment: str) -> sa.Row[Any] | None:
+    """The model head, its deployment in `environment` (`dep_id` NULL: none) and the artifact
+    URIs of the versions the deployment's pointers name. None: no such model."""
+    return session.connection().execute(_ENVIRONMENT_STATE, {"key": name.lower(), "env": environment}).first()
+
+
+_AUDIT_COLUMNS = tuple(_audit.c[c] for c in (
+    "id", "at", "actor", "environment", "action", "from_version", "to_version", "revision", "reason", "request_id"
+))
+
+
+def audit_rows(
+    session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
+) -> Sequence[sa.Row[Any]]:
+    """`audit_for_model` as plain rows: newest first."""
+    query = sa.select(*_AUDIT_COLUMNS).where(_audit.c.model_id == model_id)
+    if environment is not None:
+        query = query.where(_audit.c.environment == environment)
+    else:
+        query = query.where(_audit.c.environment.is_not(None))
+    if before_id is not None:
+        query = query.where(_audit.c.id < before_id)
+    return session.connection().execute(query.order_by(_audit.c.id.desc()).limit(limit)).all()
+
+
+_STABLE_VERSION = sa.select(_deployments.c.stable_version).where(
+    _deployments.c.model_id == sa.bindparam("model_id"), _deployments.c.environment == sa.bindparam("env")
+)
+
+
+def stable_version(session: Session, model_id: int, environment: str) -> int | None:
+    """The environment's stable version; None when nothing serves it (or it has no deployment)."""
+    return session.connection().execute(_STABLE_VERSION, {"model_id": model_id, "env": environment}).scalar()
+
+
+# ---- Core writes --------------------------------------------------------------------------
+
+# Hands out the next version number of the model spelt exactly `name` (no row: it is spelt
+# differently, and nothing changed).
+NEXT_VERSION_NUMBER = (
+    sa.update(_models)
+    .where(_models.c.name_key == sa.bindparam("b_key"), _models.c.name == sa.bindparam("b_name"))
+    .values(latest_version=_models.c.latest_version + 1)
+    .returning(_models.c.id, _models.c.latest_version)
+)
+INSERT_VERSION = sa.insert(_versions)
+INSERT_AUDIT = sa.insert(_audit)
+INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)

@@ -107,23 +107,28 @@ def compare(
     labels = [f"v{v.version}" for v in versions]
     if len(set(labels)) != len(labels):
         raise InvalidInput("Each version may appear only once in a comparison.")
+    import numpy as np
+
     metric_names = sorted({name for v in versions for name in v.metrics})
-    frame = pd.DataFrame(
-        {label: [v.metrics.get(m, math.nan) for m in metric_names] for label, v in zip(labels, versions, strict=True)},
-        index=pd.Index(metric_names, name="metric"),
-        dtype="float64",
-    )
     metric_directions = {m: metric_direction(m, directions) for m in metric_names}
-    base = frame[labels[0]]
-    for label in labels[1:]:
-        delta = frame[label] - base
-        frame[f"delta:{label}"] = delta
-        frame[f"rel:{label}"] = delta / base.where(base != 0)
-        frame[f"verdict:{label}"] = pd.Series(
-            [None if math.isnan(d) else verdict(d, metric_directions[m]) for m, d in zip(metric_names, delta, strict=True)],
-            index=frame.index,
+    values = [np.array([v.metrics.get(m, math.nan) for m in metric_names], dtype="float64") for v in versions]
+    columns: dict[str, Any] = dict(zip(labels, values, strict=True))
+    index = pd.Index(metric_names, name="metric")
+    base = values[0]
+    base_or_nan = np.where(base != 0, base, math.nan)
+    for label, value in zip(labels[1:], values[1:], strict=True):
+        delta = value - base
+        columns[f"delta:{label}"] = delta
+        columns[f"rel:{label}"] = delta / base_or_nan
+        # an explicit object Series: pandas would otherwise infer its string dtype
+        columns[f"verdict:{label}"] = pd.Series(
+            [None if math.isnan(d) else verdict(d, metric_directions[m])
+             for m, d in zip(metric_names, delta.tolist(), strict=True)],
+            index=index,
             dtype="object",
         )
+    # one constructor call with every column: inserting them one by one copies the frame each time
+    frame = pd.DataFrame(columns, index=index, copy=False)
     return Comparison(
         model=versions[0].model,
         versions=tuple(versions),
@@ -141,11 +146,9 @@ def _differing(labels: list[str], maps: list[Mapping[str, str]], index_name: str
     differing = [k for k in keys if len({m.get(k) for m in maps}) > 1]
     index = pd.Index(differing, name=index_name, dtype="object")
     return pd.DataFrame(
-        {
-            label: pd.Series([m.get(k) for k in differing], index=index, dtype="object")
-            for label, m in zip(labels, maps, strict=True)
-        },
+        {label: [m.get(k) for k in differing] for label, m in zip(labels, maps, strict=True)},
         index=index,
+        dtype="object",
     )
 
 

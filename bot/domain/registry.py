@@ -9,10 +9,13 @@ the database and the audit chain has no gaps.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +35,7 @@ from bot.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bot.domain.refs import VersionRef, parse_ref
 from storage import queries
 from storage.db import Database, DatabaseBusy, DatabaseUnreachable
-from storage.models import AuditEvent, Deployment, ModelVersion, RegisteredModel
+from storage.models import Deployment, ModelVersion, RegisteredModel
 
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 MAX_PAGE = 500
@@ -110,102 +113,203 @@ class Registry:
         description = names.text(new.description, "description")
         now = self.clock()
         with self.writing() as session:
-            model = self._model_for_register(session, name, actor, now)
-            number = session.execute(
-                sa.update(RegisteredModel)
-                .where(RegisteredModel.id == model.id)  # type: ignore[arg-type]
-                .values(latest_version=RegisteredModel.latest_version + 1)
-                .returning(RegisteredModel.latest_version)
-            ).scalar_one()
-            row = ModelVersion(
-                model_id=model.id,  # type: ignore[arg-type]
+            model_id, model_name, number = self._model_for_register(session, name, actor, now)
+            connection = session.connection()
+            connection.execute(
+                queries.INSERT_VERSION,
+                {
+                    "model_id": model_id,
+                    "version": number,
+                    "artifact_uri": artifact,
+                    "run_id": run_id,
+                    "source": source,
+                    "dataset_fingerprint": fingerprint,
+                    "description": description,
+                    "metrics": metrics,
+                    "params": params,
+                    "tags": tags,
+                    "created_by": actor,
+                    "created_at": now,
+                    "status": "ready",
+                },
+            )
+            connection.execute(
+                queries.INSERT_AUDIT,
+                {**_NO_AUDIT_DETAILS, "at": now, "actor": actor, "model_id": model_id, "action": "register",
+                 "to_version": number},
+            )
+            return Version(
+                model=model_name,
                 version=number,
                 artifact_uri=artifact,
+                created_by=actor,
+                created_at=as_utc(now),
+                status="ready",
                 run_id=run_id,
                 source=source,
                 dataset_fingerprint=fingerprint,
                 description=description,
-                metrics=metrics,
-                params=params,
-                tags=tags,
-                created_by=actor,
-                created_at=now,
+                metrics=dict(metrics),
+                params=dict(params),
+                tags=dict(tags),
+                serving=(),
             )
-            session.add(row)
-            session.add(
-                AuditEvent(at=now, actor=actor, model_id=model.id, action="register", to_version=number)
-            )
-            session.flush()
-            return _version(row, model.name, ())
 
-    def _model_for_register(self, session: Session, name: str, actor: str, now: datetime) -> RegisteredModel:
-        session.execute(
-            self.db.upsert_insert(RegisteredModel)
-            .values(name=name, name_key=name.lower(), created_at=now, latest_version=0, owner=actor)
-            .on_conflict_do_nothing(index_elements=["name_key"])
-        )
-        model = queries.model_by_key(session, name)
-        assert model is not None
-        if model.name != name:
+    def _model_for_register(self, session: Session, name: str, actor: str, now: datetime) -> tuple[int, str, int]:
+        """Create the model if needed and hand out its next version number: (id, name, number)."""
+        session.execute(self._model_upsert, {"name": name, "key": name.lower(), "now": now, "owner": actor})
+        # the increment (only when the name is spelt as stored) locks the model row until
+        # commit on PostgreSQL, so numbers never repeat
+        row = session.connection().execute(queries.NEXT_VERSION_NUMBER, {"b_key": name.lower(), "b_name": name}).first()
+        if row is None:
+            existing = queries.model_head(session, name)
+            assert existing is not None
             raise Conflict(
-                f"A model named '{model.name}' already exists and names are unique regardless of case: "
-                f"register to '{model.name}' or choose a different name."
+                f"A model named '{existing.name}' already exists and names are unique regardless of case: "
+                f"register to '{existing.name}' or choose a different name."
             )
-        return model
+        model_id, number = row
+        return model_id, name, number
 
     # ---- reads --------------------------------------------------------------------------
 
     def list_models(self, *, offset: int = 0, limit: int = 50) -> Page[ModelSummary]:
         offset, limit = _paging(offset, limit)
         with self.reading() as session:
-            rows, total = queries.models_page(session, offset=offset, limit=limit)
-            serving: dict[int, dict[str, int]] = {}
-            for dep in queries.deployments_for(session, [r.id for r in rows if r.id is not None]):
-                if dep.stable_version is not None:
-                    serving.setdefault(dep.model_id, {})[dep.environment] = dep.stable_version
-            items = tuple(_summary(r, serving.get(r.id or 0, {}), self.environments) for r in rows)
-            return Page(items=items, total=total, offset=offset, limit=limit)
+            rows, total = queries.models_page_rows(session, offset=offset, limit=limit)
+            items: list[ModelSummary] = []
+            for model_rows in _grouped(rows):
+                items.append(_summary(model_rows[0], _serving_by_environment(model_rows), self.environments))
+            return Page(items=tuple(items), total=total, offset=offset, limit=limit)
 
     def get_model(self, name: str) -> ModelSummary:
+        _check_name(name)
         with self.reading() as session:
-            model = self._model(session, name)
-            serving = {
-                d.environment: d.stable_version
-                for d in queries.deployments_for(session, [model.id])  # type: ignore[list-item]
-                if d.stable_version is not None
-            }
-            return _summary(model, serving, self.environments)
+            rows = queries.model_rows(session, name)
+            if not rows:
+                raise _no_model(name)
+            return _summary(rows[0], _serving_by_environment(rows), self.environments)
 
     def list_versions(self, name: str, *, offset: int = 0, limit: int = 20) -> Page[Version]:
         offset, limit = _paging(offset, limit)
+        _check_name(name)
         with self.reading() as session:
-            model = self._model(session, name)
-            rows, total = queries.versions_page(session, model.id, offset=offset, limit=limit)  # type: ignore[arg-type]
-            serving = self._serving_by_version(session, model)
-            items = tuple(_version(r, model.name, serving.get(r.version, ())) for r in rows)
-            return Page(items=items, total=total, offset=offset, limit=limit)
+            model_rows = queries.model_rows(session, name, count_versions=True)
+            if not model_rows:
+                raise _no_model(name)
+            model = model_rows[0]
+            rows = queries.versions_page_rows(session, model.id, offset=offset, limit=limit)
+            serving = _serving_by_version(model_rows)
+            items = tuple(_versions_from_rows(rows, model.name, serving))
+            return Page(items=items, total=model.version_count, offset=offset, limit=limit)
 
     def show(self, name: str, ref: str | VersionRef = "latest") -> Version:
+        _check_name(name)
+        try:
+            parsed = parse_ref(ref) if isinstance(ref, str) else ref
+            env = names.environment(parsed.environment, self.environments) if parsed.environment is not None else None
+        except InvalidInput:
+            # a bad reference is reported after a missing model, as it always was: take the slow path
+            with self.reading() as session:
+                model = self._model(session, name)
+                self._resolve(session, model, ref)
+            raise  # pragma: no cover - _resolve raised above
         with self.reading() as session:
-            model = self._model(session, name)
-            row = self._resolve(session, model, ref)
-            serving = self._serving_by_version(session, model)
-            return _version(row, model.name, serving.get(row.version, ()))
+            if env is not None:
+                rows = queries.show_rows(session, name, environment=env)
+            elif parsed.latest:
+                rows = queries.show_rows(session, name)
+            else:
+                assert parsed.number is not None
+                rows = queries.show_rows(session, name, number=parsed.number)
+            if not rows:
+                raise _no_model(name)
+            head = rows[0]
+            if head.version is None:
+                if parsed.latest:
+                    raise _no_versions(head.m_name)
+                if env is not None:
+                    if head.env_stable is None:
+                        raise _not_serving(head.m_name, env)
+                    raise _no_version(head.m_name, head.env_stable, head.m_latest)
+                assert parsed.number is not None
+                raise _no_version(head.m_name, parsed.number, head.m_latest)
+            serving = tuple(sorted(r.serving_env for r in rows if r.serving_env is not None))
+            return _version(head, head.m_name, serving)
 
     def versions(self, name: str, refs: list[str | VersionRef]) -> list[Version]:
         """Resolve several references in one read transaction (for compare)."""
+        _check_name(name)
         with self.reading() as session:
-            model = self._model(session, name)
-            serving = self._serving_by_version(session, model)
-            rows = [self._resolve(session, model, ref) for ref in refs]
-            return [_version(r, model.name, serving.get(r.version, ())) for r in rows]
+            model_rows = queries.model_rows(session, name)
+            if not model_rows:
+                raise _no_model(name)
+            model = model_rows[0]
+            stable = {r.dep_env: r.dep_stable for r in model_rows if r.dep_env is not None}
+            # parse every reference first (stopping at the first bad one, which is raised in
+            # its turn), then fetch the versions they name with at most two statements
+            # (kind, environment, number): kind is "latest", "environment" or "number"
+            plans: list[tuple[str, str, int | None]] = []
+            failure: InvalidInput | None = None
+            for ref in refs:
+                try:
+                    parsed = parse_ref(ref) if isinstance(ref, str) else ref
+                    if parsed.latest:
+                        plans.append(("latest", "", None))
+                    elif parsed.environment is not None:
+                        env = names.environment(parsed.environment, self.environments)
+                        plans.append(("environment", env, stable.get(env)))
+                    else:
+                        assert parsed.number is not None
+                        plans.append(("number", "", parsed.number))
+                except InvalidInput as exc:
+                    failure = exc
+                    break
+            found = queries.version_rows(session, model.id, {n for _, _, n in plans if n is not None})
+            latest = (
+                queries.latest_ready_row(session, model.id) if any(k == "latest" for k, _, _ in plans) else None
+            )
+            serving = _serving_by_version(model_rows)
+            out: list[Version] = []
+            for kind, env_name, number in plans:
+                if kind == "latest":
+                    if latest is None:
+                        raise _no_versions(model.name)
+                    row = latest
+                else:
+                    if kind == "environment" and number is None:
+                        raise _not_serving(model.name, env_name)
+                    assert number is not None
+                    if number not in found:
+                        raise _no_version(model.name, number, model.latest_version)
+                    row = found[number]
+                out.append(_version(row, model.name, serving.get(row.version, ())))
+            if failure is not None:
+                raise failure
+            return out
 
     def environment_state(self, name: str, environment: str) -> EnvironmentState:
         env = names.environment(environment, self.environments)
+        _check_name(name)
         with self.reading() as session:
-            model = self._model(session, name)
-            dep = queries.deployment(session, model.id, env)  # type: ignore[arg-type]
-            return _state(session, model, env, dep)
+            row = queries.environment_state_row(session, name, env)
+            if row is None:
+                raise _no_model(name)
+            if row.dep_id is None:
+                return EnvironmentState(row.m_name, env, None, None, None, 0, 0, None)
+            return EnvironmentState(
+                model=row.m_name,
+                environment=env,
+                stable=row.stable_version,
+                previous=row.previous_version,
+                canary=row.canary_version,
+                canary_weight=row.canary_weight,
+                revision=row.revision,
+                updated_at=as_utc(row.updated_at) if row.updated_at else None,
+                stable_artifact_uri=row.stable_uri if row.stable_version is not None else None,
+                canary_artifact_uri=row.canary_uri if row.canary_version is not None else None,
+                previous_artifact_uri=row.previous_uri if row.previous_version is not None else None,
+            )
 
     def history(
         self, name: str, environment: str | None = None, *, limit: int = 50, before_id: int | None = None
@@ -213,11 +317,12 @@ class Registry:
         """Pointer moves and other environment events, oldest first (the last `limit` of them)."""
         env = names.environment(environment, self.environments) if environment else None
         _, limit = _paging(0, limit)
+        _check_name(name)
         with self.reading() as session:
-            model = self._model(session, name)
-            rows = queries.audit_for_model(
-                session, model.id, environment=env, limit=limit, before_id=before_id  # type: ignore[arg-type]
-            )
+            model = queries.model_head(session, name)
+            if model is None:
+                raise _no_model(name)
+            rows = queries.audit_rows(session, model.id, environment=env, limit=limit, before_id=before_id)
             return [_audit(r, model.name) for r in reversed(rows)]
 
     # ---- pointer moves ------------------------------------------------------------------
@@ -240,7 +345,7 @@ class Registry:
         reason = names.text(reason, "reason")
         with self.writing() as session:
             model = self._model(session, name)
-            target = self._resolve(session, model, ref)
+            target = self._resolve_row(session, model, ref)
             if target.status != "ready":
                 raise Conflict(f"{model.name} v{target.version} is {target.status} and cannot be promoted.")
             dep = self._locked_deployment(session, model, env)
@@ -280,7 +385,7 @@ class Registry:
                     )
                 target_version = dep.previous_version
             else:
-                target_version = self._resolve(session, model, to).version
+                target_version = self._resolve_row(session, model, to).version
                 served = queries.versions_that_served(session, model.id, env)  # type: ignore[arg-type]
                 if target_version not in served:
                     listed = ", ".join(f"v{v}" for v in served) or "none yet"
@@ -320,43 +425,70 @@ class Registry:
         dep.revision += 1
         dep.updated_at = now
         session.add(dep)
-        event = AuditEvent(
-            at=now,
-            actor=actor,
-            model_id=model.id,
-            environment=dep.environment,
-            action=action,
-            from_version=from_version,
-            to_version=to_version,
-            revision=dep.revision,
-            reason=reason,
-            request_id=request_id or new_request_id(),
-        )
-        session.add(event)
         try:
             session.flush()
+            values = {
+                **_NO_AUDIT_DETAILS,
+                "at": now,
+                "actor": actor,
+                "model_id": model.id,
+                "environment": dep.environment,
+                "action": action,
+                "from_version": from_version,
+                "to_version": to_version,
+                "revision": dep.revision,
+                "reason": reason,
+                "request_id": request_id or new_request_id(),
+            }
+            values["id"] = session.connection().execute(queries.INSERT_AUDIT_RETURNING_ID, values).scalar_one()
         except IntegrityError as exc:  # pragma: no cover - the lock makes this unreachable
             raise Conflict("Another change to this environment happened at the same time; try again.") from exc
-        return PointerMove(state=_state(session, model, dep.environment, dep), audit=_audit(event, model.name))
+        audit = _audit(_Values(values), model.name)
+        return PointerMove(state=_state(session, model, dep.environment, dep), audit=audit)
 
     def _locked_deployment(self, session: Session, model: RegisteredModel, env: str) -> Deployment:
-        session.execute(
+        params = {"model_id": model.id, "env": env}
+        session.execute(self._deployment_upsert, {**params, "now": self.clock()})
+        return session.exec(self._deployment_lock, params=params).one()
+
+    # statements built once per registry (they depend on the dialect): building and hashing a
+    # statement costs more than running it on SQLite
+    @functools.cached_property
+    def _deployment_upsert(self) -> Any:
+        return (
             self.db.upsert_insert(Deployment)
-            .values(model_id=model.id, environment=env, canary_weight=0, revision=0, updated_at=self.clock())
+            .values(
+                model_id=sa.bindparam("model_id"), environment=sa.bindparam("env"), canary_weight=0, revision=0,
+                updated_at=sa.bindparam("now"),
+            )
             .on_conflict_do_nothing(index_elements=["model_id", "environment"])
         )
-        statement = select(Deployment).where(Deployment.model_id == model.id, Deployment.environment == env)
-        dep = session.exec(self.db.lock_for_update(statement).execution_options(populate_existing=True)).one()
-        return dep
+
+    @functools.cached_property
+    def _deployment_lock(self) -> Any:
+        statement = select(Deployment).where(
+            Deployment.model_id == sa.bindparam("model_id"), Deployment.environment == sa.bindparam("env")
+        )
+        return self.db.lock_for_update(statement).execution_options(populate_existing=True)
+
+    @functools.cached_property
+    def _model_upsert(self) -> Any:
+        return (
+            self.db.upsert_insert(RegisteredModel)
+            .values(
+                name=sa.bindparam("name"), name_key=sa.bindparam("key"), created_at=sa.bindparam("now"),
+                latest_version=0, owner=sa.bindparam("owner"),
+            )
+            .on_conflict_do_nothing(index_elements=["name_key"])
+        )
 
     # ---- helpers ------------------------------------------------------------------------
 
     def _model(self, session: Session, name: str) -> RegisteredModel:
-        if not name or len(name) > names.MODEL_NAME_MAX or not names.MODEL_NAME_RE.fullmatch(name):
-            names.model_name(name)
+        _check_name(name)
         model = queries.model_by_key(session, name)
         if model is None:
-            raise NotFound(f"There is no model named '{names.preview(name)}': `list` shows the models that exist.")
+            raise _no_model(name)
         return model
 
     def _resolve(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> ModelVersion:
@@ -364,32 +496,105 @@ class Registry:
         if parsed.latest:
             row = queries.latest_ready_version(session, model.id)  # type: ignore[arg-type]
             if row is None:
-                raise NotFound(f"{model.name} has no versions yet: register one first.")
+                raise _no_versions(model.name)
             return row
         if parsed.environment is not None:
             env = names.environment(parsed.environment, self.environments)
             dep = queries.deployment(session, model.id, env)  # type: ignore[arg-type]
             if dep is None or dep.stable_version is None:
-                raise NotFound(f"Nothing of {model.name} serves {env} yet: promote a version first.")
+                raise _not_serving(model.name, env)
             number = dep.stable_version
         else:
             assert parsed.number is not None
             number = parsed.number
         row = queries.version(session, model.id, number)  # type: ignore[arg-type]
         if row is None:
-            hint = f"versions go from 1 to {model.latest_version}" if model.latest_version else "it has none yet"
-            raise NotFound(f"{model.name} has no version {number} ({hint}).")
+            raise _no_version(model.name, number, model.latest_version)
         return row
 
-    def _serving_by_version(self, session: Session, model: RegisteredModel) -> dict[int, tuple[str, ...]]:
-        serving: dict[int, list[str]] = {}
-        for dep in queries.deployments_for(session, [model.id]):  # type: ignore[list-item]
-            if dep.stable_version is not None:
-                serving.setdefault(dep.stable_version, []).append(dep.environment)
-        return {v: tuple(sorted(envs)) for v, envs in serving.items()}
+    def _resolve_row(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> Any:
+        """`_resolve` with plain rows (the version's columns) instead of an ORM instance."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        if parsed.latest:
+            row = queries.latest_ready_row(session, model.id)  # type: ignore[arg-type]
+            if row is None:
+                raise _no_versions(model.name)
+            return row
+        if parsed.environment is not None:
+            env = names.environment(parsed.environment, self.environments)
+            stable = queries.stable_version(session, model.id, env)  # type: ignore[arg-type]
+            if stable is None:
+                raise _not_serving(model.name, env)
+            number = stable
+        else:
+            assert parsed.number is not None
+            number = parsed.number
+        found = queries.version_rows(session, model.id, (number,))  # type: ignore[arg-type]
+        if number not in found:
+            raise _no_version(model.name, number, model.latest_version)
+        return found[number]
 
 
 # ---- conversions ------------------------------------------------------------------------
+
+# audit columns a plain insert must name (the ORM filled them with None)
+_NO_AUDIT_DETAILS: dict[str, Any] = {
+    "environment": None, "from_version": None, "to_version": None, "revision": None, "weight": None,
+    "reason": None, "request_id": None,
+}
+
+
+class _Values:
+    """Attribute access to a dict of column values, for the converters below."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > names.MODEL_NAME_MAX or not names.MODEL_NAME_RE.fullmatch(name):
+        names.model_name(name)
+
+
+def _no_model(name: str) -> NotFound:
+    return NotFound(f"There is no model named '{names.preview(name)}': `list` shows the models that exist.")
+
+
+def _no_versions(model_name: str) -> NotFound:
+    return NotFound(f"{model_name} has no versions yet: register one first.")
+
+
+def _not_serving(model_name: str, env: str) -> NotFound:
+    return NotFound(f"Nothing of {model_name} serves {env} yet: promote a version first.")
+
+
+def _no_version(model_name: str, number: int, latest_version: int) -> NotFound:
+    hint = f"versions go from 1 to {latest_version}" if latest_version else "it has none yet"
+    return NotFound(f"{model_name} has no version {number} ({hint}).")
+
+
+def _serving_by_version(rows: Sequence[Any]) -> dict[int, tuple[str, ...]]:
+    """version -> environments whose stable pointer it is, from rows carrying `dep_env`/`dep_stable`."""
+    serving: dict[int, list[str]] = {}
+    for row in rows:
+        if row.dep_stable is not None:
+            serving.setdefault(row.dep_stable, []).append(row.dep_env)
+    return {v: tuple(sorted(envs)) for v, envs in serving.items()}
+
+
+def _serving_by_environment(rows: Sequence[Any]) -> dict[str, int]:
+    return {row.dep_env: row.dep_stable for row in rows if row.dep_stable is not None}
+
+
+def _grouped(rows: Sequence[Any]) -> list[list[Any]]:
+    """Consecutive rows of the same model (`id`) together, in order."""
+    groups: list[list[Any]] = []
+    for row in rows:
+        if groups and groups[-1][0].id == row.id:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
 
 
 def _value(value: object, what: str) -> str:
@@ -406,7 +611,7 @@ def _paging(offset: int, limit: int) -> tuple[int, int]:
     return offset, limit
 
 
-def _version(row: ModelVersion, model_name: str, serving: tuple[str, ...]) -> Version:
+def _version(row: Any, model_name: str, serving: tuple[str, ...]) -> Version:
     return Version(
         model=model_name,
         version=row.version,
@@ -425,7 +630,50 @@ def _version(row: ModelVersion, model_name: str, serving: tuple[str, ...]) -> Ve
     )
 
 
-def _summary(row: RegisteredModel, serving: dict[str, int], environments: tuple[str, ...]) -> ModelSummary:
+_VERSION_FIELDS = tuple(f.name for f in dataclasses.fields(Version))
+# Version is a frozen dataclass without __post_init__ or slots: its instances are their
+# __dict__, so a page of them can be built without the frozen __setattr__ per field
+_FAST_VERSION = (
+    not hasattr(Version, "__post_init__")
+    and not hasattr(Version, "__slots__")
+    and set(_VERSION_FIELDS) == {
+        "model", "version", "artifact_uri", "created_by", "created_at", "status", "run_id", "source",
+        "dataset_fingerprint", "description", "metrics", "params", "tags", "serving",
+    }
+)
+
+
+def _versions_from_rows(
+    rows: Sequence[Any], model_name: str, serving: Mapping[int, tuple[str, ...]]
+) -> Iterator[Version]:
+    """`_version` for rows of `queries.VERSION_COLUMNS`, in their order."""
+    for (number, artifact_uri, created_by, created_at, status, run_id, source, fingerprint, description,
+         metrics, params, tags) in rows:
+        values = {
+            "model": model_name,
+            "version": number,
+            "artifact_uri": artifact_uri,
+            "created_by": created_by,
+            "created_at": as_utc(created_at),
+            "status": status,
+            "run_id": run_id,
+            "source": source,
+            "dataset_fingerprint": fingerprint,
+            "description": description,
+            "metrics": dict(metrics or {}),
+            "params": dict(params or {}),
+            "tags": dict(tags or {}),
+            "serving": serving.get(number, ()),
+        }
+        if _FAST_VERSION:
+            version = object.__new__(Version)
+            version.__dict__.update(values)
+            yield version
+        else:  # pragma: no cover - only if Version grows validation or slots
+            yield Version(**values)
+
+
+def _summary(row: Any, serving: dict[str, int], environments: tuple[str, ...]) -> ModelSummary:
     ordered = {env: serving[env] for env in environments if env in serving}
     return ModelSummary(
         name=row.name,
@@ -440,11 +688,11 @@ def _summary(row: RegisteredModel, serving: dict[str, int], environments: tuple[
 def _state(session: Session, model: RegisteredModel, env: str, dep: Deployment | None) -> EnvironmentState:
     if dep is None:
         return EnvironmentState(model.name, env, None, None, None, 0, 0, None)
-    wanted = [v for v in (dep.stable_version, dep.previous_version, dep.canary_version) if v is not None]
-    rows = queries.versions(session, model.id, wanted)  # type: ignore[arg-type]
+    wanted = {v for v in (dep.stable_version, dep.previous_version, dep.canary_version) if v is not None}
+    uris = queries.artifact_uris(session, model.id, wanted)  # type: ignore[arg-type]
 
     def uri(number: int | None) -> str | None:
-        return rows[number].artifact_uri if number is not None and number in rows else None
+        return uris.get(number) if number is not None else None
 
     return EnvironmentState(
         model=model.name,
@@ -461,7 +709,7 @@ def _state(session: Session, model: RegisteredModel, env: str, dep: Deployment |
     )
 
 
-def _audit(row: AuditEvent, model_name: str | None) -> AuditEntry:
+def _audit(row: Any, model_name: str | None) -> AuditEntry:
     return AuditEntry(
         id=row.id or 0,
         at=as_utc(row.at),
