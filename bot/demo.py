@@ -219,8 +219,42 @@ def seed(db: Database, *, now: datetime | None = None) -> list[str]:
     created = []
     for model in missing_models(registry):
         _seed_model(registry, model, clock)
+        _seed_samples(registry, model, now)
         created.append(model.name)
     return created
+
+
+def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
+    """A week of hourly monitoring samples per environment, so `/model status`, digests and
+    alert rules have something to show in the demo. Deterministic (seeded by the model name)."""
+    import math
+    import random
+
+    from bot.domain.samples import SampleIn, Samples
+
+    rng = random.Random(model.name)
+    samples = Samples(registry)
+    for env in ("staging", "production"):
+        version = registry.environment_state(model.name, env).stable
+        if version is None:
+            continue
+        spec = model.versions[version - 1]
+        base_quality = spec.metrics.get("accuracy", spec.metrics.get("auc", 0.9))
+        base_latency = spec.metrics.get("latency_p95_ms", 40.0)
+        batch = []
+        for hour in range(7 * 24, 0, -1):
+            at = now - timedelta(hours=hour)
+            daily = math.sin(2 * math.pi * at.hour / 24)
+            values = {
+                "accuracy": base_quality - 0.004 * hour / 168 + rng.gauss(0, 0.002),
+                "latency_p95_ms": base_latency * (1 + 0.25 * daily) + rng.gauss(0, 1.5),
+                "error_rate": max(0.0, 0.004 + 0.002 * daily + rng.gauss(0, 0.001)),
+                "drift_share": max(0.0, 0.05 + 0.1 * (1 - hour / 168) + rng.gauss(0, 0.02)),
+                "up": 0.0 if (env == "production" and hour in (30, 31)) else 1.0,
+            }
+            batch.extend(SampleIn(model.name, env, metric, value, at, version=version)
+                         for metric, value in values.items())
+        samples.record(batch, source="demo")
 
 
 def _seed_model(registry: Registry, model: DemoModel, clock: _DemoClock) -> None:
