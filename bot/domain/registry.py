@@ -492,47 +492,43 @@ class Registry:
         return model
 
     def _resolve(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> ModelVersion:
-        parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        if parsed.latest:
+        number = self._ref_number(session, model, ref)
+        if number is None:
             row = queries.latest_ready_version(session, model.id)  # type: ignore[arg-type]
             if row is None:
                 raise _no_versions(model.name)
             return row
-        if parsed.environment is not None:
-            env = names.environment(parsed.environment, self.environments)
-            dep = queries.deployment(session, model.id, env)  # type: ignore[arg-type]
-            if dep is None or dep.stable_version is None:
-                raise _not_serving(model.name, env)
-            number = dep.stable_version
-        else:
-            assert parsed.number is not None
-            number = parsed.number
-        row = queries.version(session, model.id, number)  # type: ignore[arg-type]
-        if row is None:
+        found = queries.version(session, model.id, number)  # type: ignore[arg-type]
+        if found is None:
             raise _no_version(model.name, number, model.latest_version)
-        return row
+        return found
 
     def _resolve_row(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> Any:
         """`_resolve` with plain rows (the version's columns) instead of an ORM instance."""
-        parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        if parsed.latest:
+        number = self._ref_number(session, model, ref)
+        if number is None:
             row = queries.latest_ready_row(session, model.id)  # type: ignore[arg-type]
             if row is None:
                 raise _no_versions(model.name)
             return row
+        found = queries.version_rows(session, model.id, (number,))  # type: ignore[arg-type]
+        if number not in found:
+            raise _no_version(model.name, number, model.latest_version)
+        return found[number]
+
+    def _ref_number(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> int | None:
+        """The version number a reference names; None for `latest` (the newest ready version)."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        if parsed.latest:
+            return None
         if parsed.environment is not None:
             env = names.environment(parsed.environment, self.environments)
             stable = queries.stable_version(session, model.id, env)  # type: ignore[arg-type]
             if stable is None:
                 raise _not_serving(model.name, env)
-            number = stable
-        else:
-            assert parsed.number is not None
-            number = parsed.number
-        found = queries.version_rows(session, model.id, (number,))  # type: ignore[arg-type]
-        if number not in found:
-            raise _no_version(model.name, number, model.latest_version)
-        return found[number]
+            return stable
+        assert parsed.number is not None
+        return parsed.number
 
 
 # ---- conversions ------------------------------------------------------------------------
