@@ -325,13 +325,19 @@ def rule_list(rules: Sequence[RuleView], model: str | None) -> Message:
     if not rules:
         text = f"No alert rules{scope} yet. Add one: `/model alert add churn error_rate &gt; 0.05 for 5m`."
         return Message.build(text, [section(text)])
-    lines = [_rule_line(r) for r in rules[:MAX_LISTED]]
-    blocks: list[Block] = [header(f"Alert rules{' for ' + model if model else ''} ({len(rules)})"),
-                           section(clip("\n".join(lines), 2950))]
-    if len(rules) > MAX_LISTED:
-        blocks.append(context(f"{len(rules) - MAX_LISTED} more not shown; name a model to narrow."))
-    blocks.append(context("`/model alert rm RULE` removes one · `/model alerts` shows what fires now"))
+    blocks = _listing(f"Alert rules{' for ' + model if model else ''}", [_rule_line(r) for r in rules[:MAX_LISTED]],
+                      len(rules), "name a model to narrow",
+                      "`/model alert rm RULE` removes one · `/model alerts` shows what fires now")
     return Message.build(f"{len(rules)} alert rule{'s' if len(rules) != 1 else ''}{scope}", blocks)
+
+
+def _listing(title: str, lines: list[str], total: int, narrow: str, footer: str) -> list[Block]:
+    """A header, the first MAX_LISTED lines in one section, how many were left out, a hint."""
+    blocks: list[Block] = [header(f"{title} ({total})"), section(clip("\n".join(lines), 2950))]
+    if total > MAX_LISTED:
+        blocks.append(context(f"{total - MAX_LISTED} more not shown{'; ' + narrow if narrow else ''}."))
+    blocks.append(context(footer))
+    return blocks
 
 
 def rule_removed(rule: RuleView) -> Message:
@@ -388,12 +394,9 @@ def silence_list(silences: Sequence[SilenceView], model: str | None) -> Message:
     if not silences:
         text = f"No active silences{scope}."
         return Message.build(text, [section(text)])
-    lines = [_silence_line(s) for s in silences[:MAX_LISTED]]
-    blocks: list[Block] = [header(f"Silences{' for ' + model if model else ''} ({len(silences)})"),
-                           section(clip("\n".join(lines), 2950))]
-    if len(silences) > MAX_LISTED:
-        blocks.append(context(f"{len(silences) - MAX_LISTED} more not shown."))
-    blocks.append(context("`/model unsilence ID` ends one now"))
+    blocks = _listing(f"Silences{' for ' + model if model else ''}",
+                      [_silence_line(s) for s in silences[:MAX_LISTED]], len(silences), "",
+                      "`/model unsilence ID` ends one now")
     return Message.build(f"{len(silences)} active silence{'s' if len(silences) != 1 else ''}{scope}", blocks)
 
 
