@@ -34,8 +34,8 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def build(path: Path, rules: int, samples: int) -> None:
     """Bulk-load models, deployments, rules and samples straight into SQLite (not measured)."""
-    from bot.config import Settings
-    from bot.runtime import open_services
+    from bot.config.settings import Settings
+    from bot.services import open_services
 
     services = open_services(Settings(database_url=f"sqlite:///{path}"))
     services.close()
@@ -97,9 +97,9 @@ def build(path: Path, rules: int, samples: int) -> None:
 
 def measure(path: Path, cycles: int) -> dict[str, object]:
     """Runs in a fresh process: returns cycle times and this process's peak RSS."""
-    from bot.config import Settings
+    from bot.config.settings import Settings
     from bot.domain.alerting.engine import AlertEngine, AlertSettings
-    from bot.runtime import open_services
+    from bot.services import open_services
 
     clock = {"now": NOW}
     services = open_services(Settings(database_url=f"sqlite:///{path}"))

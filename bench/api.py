@@ -15,7 +15,7 @@ How:
   bulk-loaded with SQLAlchemy core by `bench.registry.bulk_load` (the same data as the
   registry benchmark), plus one API token with every scope.
 * **Server**: a separate process (`python -m bench.api serve`) running exactly what
-  `modelbot serve` serves over HTTP (`bot.serve.web_app`: the API mounted at /api/v1 with
+  `modelbot serve` serves over HTTP (`bot.cli.serving.web_app`: the API mounted at /api/v1 with
   its middlewares) under the production uvicorn configuration (`bot.web.server.make_server`):
   one process, FastAPI's thread pool for the synchronous handlers. The token's rate limit is
   lifted with `MODELBOT_API_RATE_PER_SECOND` (the limiter still runs on every request).
@@ -87,9 +87,9 @@ def serve(argv: list[str]) -> int:
 
     Prints `READY <port>` once uvicorn listens, so the parent waits on a line, not a timer.
     """
-    from bot.config import Settings
-    from bot.runtime import open_services
-    from bot.serve import web_app
+    from bot.cli.serving import web_app
+    from bot.config.settings import Settings
+    from bot.services import open_services
     from bot.web.server import make_server
 
     parser = argparse.ArgumentParser(prog="python -m bench.api serve")

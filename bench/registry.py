@@ -74,9 +74,9 @@ from bench._common import (
 )
 from bot.domain.compare import compare
 from bot.domain.registry import NewVersion, Registry
-from storage import queries
 from storage.db import Database, DatabaseSettings, normalise_url
 from storage.models import AuditEvent, Deployment, ModelVersion, RegisteredModel
+from storage.queries import registry as queries
 
 MLFLOW_REQUIREMENTS = ("mlflow==3.17.2",)  # 3.18.0's mlflow-skinny is not on the index here
 MLFLOW_VENV = BENCH_DIR / ".venv-mlflow"

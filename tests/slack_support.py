@@ -25,13 +25,13 @@ import requests
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.listener.listener_completion_handler import ListenerCompletionHandler
 
-from bot.app import build_app
-from bot.config import Settings
+from bot.config.settings import Settings
 from bot.domain.registry import NewVersion, Registry
-from bot.runtime import Services, open_services
+from bot.listeners.app import build_app
+from bot.services import Services, open_services
 from bot.web.app import SLACK_EVENTS_PATH, create_web_app
 from bot.web.server import ServerThread
-from storage import queries
+from storage.queries import registry as queries
 from tests.slack_fake import ResponsePost, SlackFake, sign_request
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # the shape of Slack's docs example; not a real secret

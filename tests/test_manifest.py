@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from bot.app import registered_commands, registered_events
-from bot.slack_scopes import FEATURE_SCOPES, METHOD_SCOPES
+from bot.listeners.app import registered_commands, registered_events
+from bot.slack.scopes import FEATURE_SCOPES, METHOD_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT.parent / "shared" / "reference" / "slack-app-manifest.schema.json"
@@ -49,7 +49,7 @@ def test_events_match_code() -> None:
 def test_scopes_are_exactly_what_the_code_uses() -> None:
     called = methods_called_by_code()
     unknown = called - METHOD_SCOPES.keys()
-    assert not unknown, f"add these Web API methods to bot/slack_scopes.py: {sorted(unknown)}"
+    assert not unknown, f"add these Web API methods to bot/slack/scopes.py: {sorted(unknown)}"
     needed = {METHOD_SCOPES[m] for m in called} - {None}
     if MANIFEST["features"].get("slash_commands"):
         needed.add(FEATURE_SCOPES["slash_commands"])

@@ -1,5 +1,4 @@
-"""Block Kit renderers: pure functions from domain results to `Message` (blocks + fallback text)."""
+"""Block Kit renderers: pure functions from domain results to `Message` (blocks + fallback text).
 
-from bot.blocks.base import Message, escape
-
-__all__ = ["Message", "escape"]
+`base` holds `Message` and the one `escape()` every piece of user text goes through.
+"""

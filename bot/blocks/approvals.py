@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.models.blocks import Block, InputBlock, PlainTextInputElement
 from slack_sdk.models.views import View
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.blocks.base import (
     MAX_VIEW_BLOCKS,
     Message,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.blocks.base import Message, code_block, context, escape, header, section
 from bot.domain.compare import Comparison, differences
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, code_block, context, escape, header, section
 from bot.blocks.templates import template
 

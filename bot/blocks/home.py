@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.blocks.approvals import KIND_TITLES, when, who
 from bot.blocks.approvals import (
     _card_buttons as card_buttons,  # the card's own buttons: same ids, same values

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.blocks.base import Message, actions, button, context, divider, escape, header, section
 from bot.domain.entities import AuditEntry, ModelSummary, Page, Version
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from slack_sdk.models.blocks import Block
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, code_block, context, divider, escape, header, section
 from bot.domain.compare import verdict
 from bot.domain.status import (

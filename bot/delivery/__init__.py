@@ -11,20 +11,20 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from bot.config import ConfigError
+from bot.config.settings import ConfigError
 from bot.delivery.settings import DeliverySettings
 from bot.delivery.webhooks import sign_webhook, verify_webhook
 from bot.delivery.worker import DeliveryWorker
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 __all__ = ["DeliverySettings", "DeliveryWorker", "build_worker", "sign_webhook", "start_delivery", "verify_webhook"]
 
 
 def build_worker(services: Services, settings: DeliverySettings | None = None) -> DeliveryWorker:
     """A worker on the services' database, reaching Slack at MODELBOT_SLACK_API_URL with the bot token."""
-    from bot.slack_client import make_web_client
+    from bot.slack.client import make_web_client
 
     settings = settings or DeliverySettings.from_env()
     token = services.settings.slack_bot_token
@@ -32,9 +32,9 @@ def build_worker(services: Services, settings: DeliverySettings | None = None) -
         raise ConfigError("SLACK_BOT_TOKEN is not set: outbox delivery needs the bot token (xoxb-…) to post to Slack.")
     # no retry handlers: the worker schedules retries itself, so a 429 or a hang never pins a thread
     client = make_web_client(token, services.settings.slack_api_url, retries=0, timeout=settings.http_timeout_s)
-    from bot.dispatch_home import HomeRefresher
     from bot.domain.policy import no_groups
-    from bot.usergroups import attach_group_resolver
+    from bot.handlers.home import HomeRefresher
+    from bot.slack.usergroups import attach_group_resolver
 
     if services.deployments.groups is no_groups:  # `modelbot deliver` runs without the Slack app
         attach_group_resolver(services, client)  # Home refreshes go to the members of approver groups

@@ -1,7 +1,7 @@
 """Deliver a `home` outbox row: publish the App Home again for the people a change concerns.
 
 The row says only what changed (`{"environment": …, "request": …}`); who should see a new
-Home and what it shows are decided at send time by a `HomeRenderer` (`bot.dispatch_home.
+Home and what it shows are decided at send time by a `HomeRenderer` (`bot.handlers.home.
 HomeRefresher`, which reads the current state), so a late or retried refresh can only ever
 publish the present. That also makes a refresh idempotent: publishing a Home twice shows the
 same thing, so a retry after an unknown outcome simply publishes again (no lookup needed,

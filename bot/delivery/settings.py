@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.config import ConfigError
+from bot.config.settings import ConfigError
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One round (`run_once`):
 
-1. **Claim** in a short write transaction: `storage.outbox.claimable` hands out the oldest due
+1. **Claim** in a short write transaction: `storage.queries.outbox.claimable` hands out the oldest due
    row of each topic (rows of one model go out in the order they were caused); on PostgreSQL
    the rows come back locked with SKIP LOCKED, on SQLite the immediate transaction serialises
    claimers. Claimed rows are leased (`sending`, `lease_until`) and committed, so the send
@@ -41,9 +41,9 @@ from bot.delivery.slack_sender import SlackSender
 from bot.delivery.webhooks import WebhookSender
 from bot.domain.entities import as_utc, iso
 from bot.observability import OUTBOX_DELIVERIES, OUTBOX_FAILED, OUTBOX_PENDING
-from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage
+from storage.queries import outbox
 
 log = logging.getLogger("modelbot.delivery")
 

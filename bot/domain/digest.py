@@ -33,8 +33,8 @@ from bot.domain.registry import Registry
 from bot.domain.samples import Point, Samples
 from bot.domain.schedule import Period
 from bot.domain.subscriptions import SubscriptionView
-from storage import outbox
 from storage.models import Subscription
+from storage.queries import outbox
 
 MAX_MODELS = 30
 MAX_METRICS_PER_ENV = 12

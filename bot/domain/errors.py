@@ -12,7 +12,6 @@ class ModelbotError(Exception):
     """Base of every error a user can cause or meet; `code` is stable for APIs."""
 
     code = "error"
-    http_status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,32 +25,27 @@ class InvalidInput(ModelbotError):
     """The request itself is malformed (bad name, bad number, unknown environment)."""
 
     code = "invalid_input"
-    http_status = 400
 
 
 class NotFound(ModelbotError):
     """A model, version, request or other object named by the user does not exist."""
 
     code = "not_found"
-    http_status = 404
 
 
 class Forbidden(ModelbotError):
     """The actor may not do this (role, four-eyes rule, scope)."""
 
     code = "forbidden"
-    http_status = 403
 
 
 class Conflict(ModelbotError):
     """The request is well-formed but the current state does not allow it."""
 
     code = "conflict"
-    http_status = 409
 
 
 class Unavailable(ModelbotError):
     """A dependency (the database lock, a metric source) did not answer in time."""
 
     code = "unavailable"
-    http_status = 503

@@ -51,15 +51,15 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot import textfmt
+from bot.blocks import textfmt
 from bot.domain import names, notices
 from bot.domain.entities import as_utc, iso
 from bot.domain.errors import Conflict, InvalidInput
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
 from bot.sources.mlflow import MlflowError, MlflowModel, MlflowRun, MlflowVersion
-from storage import queries
 from storage.models import AuditEvent, ModelVersion, RegisteredModel
+from storage.queries import registry as queries
 
 IMPORT_ACTOR = "mlflow-import"
 # Used when no --alias-map is given; entries whose environment the policy does not define are

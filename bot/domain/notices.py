@@ -15,10 +15,11 @@ from sqlmodel import Session
 
 from bot.domain.entities import AuditEntry, EnvironmentState, PointerMove, iso
 from bot.domain.policy import EnvironmentPolicy, Policy
-from storage import outbox, queries
+from storage.queries import outbox
+from storage.queries import registry as queries
 
 if TYPE_CHECKING:
-    from bot.domain.deployments import RequestView
+    from bot.domain.deployments.views import RequestView
 
 SYSTEM_ACTOR = "modelbot"
 

@@ -33,9 +33,9 @@ from bot.domain.entities import (
 )
 from bot.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bot.domain.refs import VersionRef, parse_ref
-from storage import queries
 from storage.db import Database, DatabaseBusy, DatabaseUnreachable
 from storage.models import Deployment, ModelVersion, RegisteredModel
+from storage.queries import registry as queries
 
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 MAX_PAGE = 500

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from bot.runtime import Services
+    from bot.services import Services
 
 log = logging.getLogger("modelbot.jobs")
 DEFAULT_KEEP_RAW = timedelta(days=30)
@@ -30,19 +31,22 @@ DEFAULT_KEEP_RAW = timedelta(days=30)
 _lock = threading.Lock()
 _services: Services | None = None
 _scheduler: BaseScheduler | None = None
+_resync: Callable[[], object] | None = None
 
 
-def bind(services: Services, scheduler: BaseScheduler | None = None) -> None:
-    """Make `services` (and the running scheduler, for resyncs) what jobs in this process use."""
-    global _services, _scheduler
+def bind(services: Services, scheduler: BaseScheduler | None = None,
+         resync: Callable[[], object] | None = None) -> None:
+    """Make `services` (and the running scheduler with its resync, which `bot.jobs.scheduler`
+    provides) what jobs in this process use."""
+    global _services, _scheduler, _resync
     with _lock:
-        _services, _scheduler = services, scheduler
+        _services, _scheduler, _resync = services, scheduler, resync
 
 
 def unbind() -> None:
-    global _services, _scheduler
+    global _services, _scheduler, _resync
     with _lock:
-        _services, _scheduler = None, None
+        _services, _scheduler, _resync = None, None, None
 
 
 def current_services() -> Services:
@@ -86,7 +90,7 @@ def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
     from bot.domain import digest
     from bot.domain.schedule import latest_fire, period_for
     from bot.domain.subscriptions import Subscriptions
-    from bot.jobs.scheduler import digest_grace_s, digest_lookback, digest_trigger
+    from bot.jobs.triggers import digest_grace_s, digest_lookback, digest_trigger
 
     services = current_services()
     now = services.clock()
@@ -131,12 +135,9 @@ def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
 
 def sync_subscriptions() -> None:
     """Reconcile the job store with subscriptions and config (every 30 s, and on request)."""
-    from bot.jobs.scheduler import sync_jobs
-
-    scheduler = _scheduler
-    if scheduler is None:
-        return
-    sync_jobs(scheduler, current_services())  # type: ignore[arg-type]
+    resync = _resync
+    if resync is not None:
+        resync()
 
 
 def _remove_job(job_id: str) -> None:
@@ -174,7 +175,7 @@ def compact_samples() -> int:
 
 
 def _keep_raw(services: Services) -> timedelta:
-    from bot.policy_file import parse_duration
+    from bot.config.toml_file import parse_duration
 
     raw = (services.policy.sections.get("retention") or {}).get("raw")
     return parse_duration(str(raw)) if raw else DEFAULT_KEEP_RAW
@@ -185,8 +186,8 @@ def _keep_raw(services: Services) -> timedelta:
 
 def evaluate_alerts() -> None:
     """One alert evaluation cycle (`evaluate-alerts`): sync the file's rules, evaluate every rule,
-    enqueue the notifications; bot.alerting_service does the work."""
-    from bot.alerting_service import run_cycle
+    enqueue the notifications; bot.jobs.alerting does the work."""
+    from bot.jobs.alerting import run_cycle
 
     try:
         run_cycle(current_services())
@@ -197,7 +198,7 @@ def evaluate_alerts() -> None:
 def alert_charts() -> int:
     """Charts for alert cards posted recently (`alert-charts`), apart from evaluation, which a
     slow render must never delay."""
-    from bot.alerting_service import chart_pending
+    from bot.jobs.alerting import chart_pending
 
     try:
         return chart_pending(current_services())
@@ -212,7 +213,7 @@ def alert_charts() -> int:
 def _sources(services: Services) -> tuple[Any, ...]:
     """The `[[sources]]` of the policy file (validated at start-up by bot.sources.config)."""
     try:
-        from bot.sources.config import configured_sources
+        from bot.config.sources import configured_sources
     except ImportError:  # a build without metric sources
         return ()
     return configured_sources(services.policy)
@@ -229,7 +230,7 @@ def feeding_sources(services: Services) -> list[Any]:
     from bot.domain.digest import FeedingSource
 
     try:
-        from bot.sources.config import environments_of
+        from bot.config.sources import environments_of
     except ImportError:
         return []
     out = []

@@ -29,7 +29,7 @@ from bot.jobs.leader import LeaderLock, holder_name, leader_lock_for
 from bot.jobs.scheduler import build_scheduler, catch_up, stop_scheduler, sync_jobs
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 INTERVAL_ENV = "MODELBOT_SCHEDULER_LEADER_INTERVAL_S"
 DISABLE_ENV = "MODELBOT_SCHEDULER"  # "off" disables the scheduler in `modelbot serve`
@@ -126,7 +126,7 @@ class SchedulerRunner:
     def _lead(self) -> None:
         log.info("scheduler leader: %s holds the %s; starting the scheduler", holder_name(), self.lock.describe())
         scheduler = self._factory(self.services)
-        jobs.bind(self.services, scheduler)
+        jobs.bind(self.services, scheduler, resync=lambda: sync_jobs(scheduler, self.services))
         try:
             scheduler.start()
             sync_jobs(scheduler, self.services)

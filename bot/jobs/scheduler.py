@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -36,23 +35,18 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.domain.schedule import Schedule, latest_fire
+from bot.domain.schedule import latest_fire
 from bot.jobs import jobs
+from bot.jobs.triggers import EPOCH, digest_grace_s, digest_lookback, digest_trigger
 
 if TYPE_CHECKING:
     from bot.domain.subscriptions import SubscriptionView
-    from bot.runtime import Services
+    from bot.services import Services
 
 TABLE = "apscheduler_jobs"
 DEFAULT_MISFIRE_GRACE_S = 300
 SYNC_INTERVAL_S = 30
 EXPIRE_INTERVAL_S = 60
-# Interval triggers start at a fixed instant so their definition (and fire times) are the
-# same in every process and every sync; the default start ("now + interval") is not.
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-# Test-only: every digest fires every N seconds instead of its cron schedule, so a test with
-# real processes sees several periods in seconds. Never set it in production.
-DIGEST_TEST_INTERVAL_ENV = "MODELBOT_TEST_DIGEST_EVERY_S"
 ONCE_PREFIX = "once:"
 # A catch-up run names its period explicitly and is idempotent: a slow start must not make it miss.
 CATCH_UP_GRACE_S = 600
@@ -124,32 +118,6 @@ def stop_scheduler(scheduler: BackgroundScheduler, *, wait: bool = False) -> Non
 # ---- digests ------------------------------------------------------------------------------------
 
 
-def _test_interval() -> int | None:
-    raw = os.environ.get(DIGEST_TEST_INTERVAL_ENV)
-    return int(raw) if raw else None
-
-
-def digest_trigger(schedule: Schedule) -> BaseTrigger:
-    """The subscription's cron schedule in its own zone (or the test-only interval)."""
-    every = _test_interval()
-    if every:
-        return IntervalTrigger(seconds=every, start_date=EPOCH, timezone=zoneinfo.ZoneInfo("UTC"))
-    return schedule.trigger()
-
-
-def digest_lookback(schedule: Schedule) -> timedelta:
-    every = _test_interval()
-    return timedelta(seconds=3 * every + 1) if every else schedule.lookback
-
-
-def digest_grace_s(schedule: Schedule) -> int:
-    """How late a digest may still go out: late news beats none, but not past half a period."""
-    every = _test_interval()
-    if every:
-        return 2 * every
-    return 900 if schedule.frequency == "hourly" else 3600
-
-
 def digest_job(sub: SubscriptionView) -> JobSpec:
     return JobSpec(
         id=f"digest:{sub.id}", func=jobs.send_digest, trigger=digest_trigger(sub.schedule), args=(sub.id,),
@@ -161,7 +129,7 @@ def alerts_jobs(services: Services) -> list[JobSpec]:
     """Every rule evaluated every `[alerts] evaluation_interval` (1 min by default); a missed run
     is skipped, not queued: the next cycle reads the same latest samples. Charts for new alert
     cards on the same interval, as a job of their own (`[alerts] charts = false` turns it off)."""
-    from bot.alerting_config import alert_config
+    from bot.config.alerts import alert_config
 
     config = alert_config(services.policy)
     every = max(1, int(config.settings.evaluation_interval.total_seconds()))

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.blocks import Message
 from bot.blocks import help as help_blocks
+from bot.blocks.base import Message
 from bot.commands import UsageError
 from bot.domain.errors import ModelbotError
 from bot.observability import ACK_SECONDS, COMMANDS, REPLY_SECONDS

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.config.sources import JsonMetric, JsonSource
 from bot.domain.errors import InvalidInput
 from bot.domain.registry import Registry
 from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, parse_version, serving_version
-from bot.sources.config import JsonMetric, JsonSource
 from bot.sources.http import SourceError, get_json, make_session
 
 WHAT = "JSON endpoint"

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bot.config.sources import PredictionLogSource
 from bot.domain import names
 from bot.domain.entities import iso
 from bot.domain.errors import InvalidInput
@@ -43,7 +44,6 @@ from bot.domain.registry import Registry
 from bot.domain.samples import SampleIn
 from bot.sources import log_reader
 from bot.sources.common import Collected
-from bot.sources.config import PredictionLogSource
 from bot.sources.log_reader import Chunk, Location
 from bot.sources.recording import recorded_at
 

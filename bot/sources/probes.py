@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.config.sources import ProbeSource
 from bot.domain.registry import Registry
 from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, serving_version
-from bot.sources.config import ProbeSource
 from bot.sources.http import HttpOptions, SourceError, display_url, get, make_session
 
 WHAT = "health endpoint"

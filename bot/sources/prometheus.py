@@ -21,11 +21,11 @@ from typing import Any
 
 import requests
 
+from bot.config.sources import PrometheusSource, PromQuery, fill
 from bot.domain.entities import EnvironmentState
 from bot.domain.registry import Registry
 from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, parse_version, serving_version
-from bot.sources.config import PrometheusSource, PromQuery, fill
 from bot.sources.http import SourceError, get_json, make_session
 
 WHAT = "Prometheus"

@@ -13,17 +13,17 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.config.sources import AnySource, JsonSource, PredictionLogSource, ProbeSource, PrometheusSource
 from bot.domain.entities import as_utc
 from bot.domain.errors import ModelbotError
 from bot.sources import json_endpoint, prediction_logs, probes, prometheus
 from bot.sources.common import Collected
-from bot.sources.config import AnySource, JsonSource, PredictionLogSource, ProbeSource, PrometheusSource
 from bot.sources.http import SourceError
 from bot.sources.recording import PullResult, record_failure, record_pull
 from storage.db import DatabaseBusy, DatabaseUnreachable
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 log = logging.getLogger("modelbot.sources")
 

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.observability import HTTP_REQUESTS, HTTP_SECONDS, REGISTRY
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 SLACK_EVENTS_PATH = "/slack/events"
 # Slack's payloads are a few KB (a slash command is capped at 4,000 characters of text);

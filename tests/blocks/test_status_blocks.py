@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from bot import commands, dispatch
+from bot import commands, handlers
 from bot.blocks.base import MAX_MESSAGE_BLOCKS
 from bot.blocks.status import duration
 from bot.blocks.text import render
-from bot.config import Settings
+from bot.config.settings import Settings
 from bot.domain.errors import NotFound
 from bot.domain.registry import NewVersion
 from bot.domain.samples import SampleIn, Samples
-from bot.runtime import Services, open_services
+from bot.services import Services, open_services
 from bot.sources.recording import record_failure
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
-ME = dispatch.Actor("U0ALICE", "C0CHAN")
+ME = handlers.Actor("U0ALICE", "C0CHAN")
 HOSTILE = "<!channel> & <@U123>"
 POLICY = """
 [[sources]]
@@ -63,7 +63,7 @@ def shown(message: object) -> str:
 
 
 def test_one_model_in_detail(services: Services) -> None:
-    message = dispatch.run_text(services, ME, "status churn")
+    message = handlers.run_text(services, ME, "status churn")
     assert len(message.blocks) <= MAX_MESSAGE_BLOCKS and not message.in_channel
     text = shown(message)
     assert "churn: status, last 24h" in text
@@ -80,12 +80,12 @@ def test_one_model_in_detail(services: Services) -> None:
 
 
 def test_one_environment(services: Services) -> None:
-    message = dispatch.run_text(services, ME, "status churn @production share")
+    message = handlers.run_text(services, ME, "status churn @production share")
     assert message.in_channel and "staging" not in shown(message)
 
 
 def test_every_model_on_a_line(services: Services) -> None:
-    text = shown(dispatch.run_text(services, ME, "st"))
+    text = shown(handlers.run_text(services, ME, "st"))
     assert "Model status, last 24h" in text
     assert "production v2 · accuracy 0.91 · p95 130 ms  ⚠ up 95.0%  ⚠ drift" in text
     assert "fraud\nnothing deployed, no data" in text
@@ -95,7 +95,7 @@ def test_many_metrics_stay_within_limits(services: Services) -> None:
     Samples(services.registry).record(
         [SampleIn("churn", env, f"metric_{i:02d}", float(i), NOW - H) for i in range(60)
          for env in ("production", "staging")], source="test")
-    message = dispatch.run_text(services, ME, "status churn")
+    message = handlers.run_text(services, ME, "status churn")
     assert len(message.blocks) <= MAX_MESSAGE_BLOCKS
     assert "… 47 more metrics" in shown(message)  # 62 plain metrics in production, 15 shown
 
@@ -106,7 +106,7 @@ def test_grammar_and_errors(services: Services) -> None:
     with pytest.raises(commands.UsageError, match="Too many arguments"):
         commands.parse("status churn production extra")
     with pytest.raises(NotFound):
-        dispatch.run_text(services, ME, "status nope")
+        handlers.run_text(services, ME, "status nope")
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(86400, "24h"), (7 * 86400, "7d"), (5400, "90m"), (150, "2m 30s"),

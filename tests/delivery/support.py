@@ -28,10 +28,10 @@ from sqlmodel import col, select
 from bot.delivery.worker import DeliveryWorker
 from bot.domain.entities import as_utc
 from bot.domain.policy import EnvironmentPolicy, Members, Policy, Webhook
-from bot.slack_client import InstrumentedWebClient, make_web_client
-from storage import outbox
+from bot.slack.client import InstrumentedWebClient, make_web_client
 from storage.db import Database
 from storage.models import OutboxMessage
+from storage.queries import outbox
 from tests.slack_fake import SlackFake
 
 T = TypeVar("T")

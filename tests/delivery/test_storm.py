@@ -18,9 +18,9 @@ from sqlmodel import col, select
 
 from bot.domain.deployments import Deployments
 from bot.domain.registry import NewVersion, Registry
-from storage import outbox
 from storage.db import Database, DatabaseSettings
 from storage.models import AuditEvent, ChangeRequest, Deployment, OutboxMessage, RegisteredModel, RequestVote
+from storage.queries import outbox
 from tests.delivery import support
 from tests.delivery.support import (  # noqa: F401  (fixtures)
     APPROVALS,

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from slack_sdk import WebClient
 
-from bot import cli
-from bot.config import ConfigError
+from bot.cli import main as cli
+from bot.config.settings import ConfigError
 from bot.delivery import DeliverySettings, verify_webhook
 from bot.delivery.jobs import outbox_metadata
 from bot.delivery.webhooks import encode_body, sign_webhook
 from bot.domain.deployments import Deployments
 from bot.domain.registry import NewVersion, Registry
 from bot.observability import REGISTRY
-from storage import outbox
 from storage.db import Database, DatabaseSettings
 from storage.models import OutboxMessage
+from storage.queries import outbox
 from tests.delivery import support
 from tests.delivery.support import (  # noqa: F401  (fixtures)
     APPROVALS,

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.config import ConfigError
+from bot.config.policy_file import load_policy, parse_policy
+from bot.config.settings import ConfigError
+from bot.config.toml_file import PolicyFile
 from bot.domain.deployments import Deployments
 from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bot.domain.registry import NewVersion, Registry
-from bot.policy_file import PolicyFile, load_policy, parse_policy
-from storage import queries
 from storage.db import Database
 from storage.models import AuditEvent, OutboxMessage
+from storage.queries import registry as queries
 
 POLICY = """
 [roles]

@@ -6,7 +6,7 @@ import pytest
 
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.registry import NewVersion, Registry
-from storage import queries
+from storage.queries import registry as queries
 
 
 def register(registry: Registry, model: str = "churn", **metrics: float) -> int:

@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot import commands, dispatch
-from bot.commands_subscriptions import ListSubscriptions, Subscribe, Unsubscribe
+from bot import commands, handlers
+from bot.commands.subscriptions import ListSubscriptions, Subscribe, Unsubscribe
 from bot.domain import subscriptions as subs_module
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.registry import NewVersion
 from bot.domain.subscriptions import Subscriptions
-from bot.runtime import Services
+from bot.services import Services
 from tests.jobs.support import make_services
 
 NOW = datetime(2026, 3, 28, 10, 0, tzinfo=UTC)
-ALICE = dispatch.Actor("U0ALICE", "C0GENERAL")
+ALICE = handlers.Actor("U0ALICE", "C0GENERAL")
 
 
 @pytest.fixture
@@ -29,8 +29,8 @@ def services(database_url: str) -> Iterator[Services]:
     services.close()
 
 
-def run(services: Services, text: str, actor: dispatch.Actor = ALICE) -> str:
-    return dispatch.run_text(services, actor, text).text
+def run(services: Services, text: str, actor: handlers.Actor = ALICE) -> str:
+    return handlers.run_text(services, actor, text).text
 
 
 # ---- grammar -----------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def test_subscribe_defaults_to_this_channel_and_shows_the_next_run_in_its_zone(s
     assert view.next_run(NOW) == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
     listing = run(services, "subscriptions")
     assert listing == "Digests in this channel: 1"
-    blocks = dispatch.run_text(services, ALICE, "subscriptions").blocks
+    blocks = handlers.run_text(services, ALICE, "subscriptions").blocks
     assert "next Sun 29 Mar 09:00 CEST" in str(blocks)
 
 
@@ -118,7 +118,7 @@ def test_every_model_and_no_channel_outside_slack(services: Services) -> None:
     (view,) = Subscriptions(services.registry).list_all()
     assert view.all_models and view.schedule.describe() == "hourly at :15"
     with pytest.raises(InvalidInput, match="Name the channel"):
-        run(services, "subscribe churn daily", dispatch.Actor("cli-user", None))
+        run(services, "subscribe churn daily", handlers.Actor("cli-user", None))
 
 
 def test_changes_notify_the_scheduler(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.config import Settings
+from bot.config.settings import Settings
 from bot.delivery.worker import DeliveryWorker
 from bot.domain.policy import Policy, default_policy
 from bot.domain.registry import NewVersion
 from bot.domain.samples import SampleIn, Samples
-from bot.runtime import Services, open_services
-from bot.slack_client import make_web_client
+from bot.services import Services, open_services
+from bot.slack.client import make_web_client
 from storage.models import OutboxMessage
 from tests.slack_fake import SlackFake
 

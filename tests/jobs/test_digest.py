@@ -18,13 +18,13 @@ import time_machine
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot import dispatch
+from bot import handlers
 from bot.domain.digest import already_sent
 from bot.domain.schedule import Schedule, latest_fire, next_fire, period_for
 from bot.domain.subscriptions import Subscriptions
 from bot.jobs import jobs
 from bot.jobs.scheduler import build_scheduler, catch_up, stop_scheduler, sync_jobs
-from bot.runtime import Services
+from bot.services import Services
 from storage.models import SourceStatus, Subscription
 from tests.jobs.support import (
     CHANNEL,
@@ -62,7 +62,7 @@ def slack() -> Iterator[SlackFake]:
 
 def subscribe(services: Services, clock: Clock, text: str = "subscribe churn daily 09:00 Europe/Berlin") -> int:
     clock.set(SUBSCRIBED_AT)
-    dispatch.run_text(services, dispatch.Actor("U0ALICE", CHANNEL), text)
+    handlers.run_text(services, handlers.Actor("U0ALICE", CHANNEL), text)
     clock.set(None)
     return Subscriptions(services.registry).list_all()[-1].id
 
@@ -281,7 +281,7 @@ def test_subscription_changes_replace_or_remove_only_their_job(services: Service
             result = sync_jobs(scheduler, services)
             assert result.replaced == [f"digest:{sub_id}"] and not result.added and not result.removed
             assert scheduler.get_job(f"digest:{sub_id}").next_run_time == datetime(2026, 3, 29, 8, 30, tzinfo=UTC)
-            dispatch.run_text(services, dispatch.Actor("U0ALICE", CHANNEL), "unsubscribe churn")
+            handlers.run_text(services, handlers.Actor("U0ALICE", CHANNEL), "unsubscribe churn")
             assert sync_jobs(scheduler, services).removed == [f"digest:{sub_id}"]
         finally:
             stop_scheduler(scheduler)

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot import dispatch
+from bot import handlers
 from bot.jobs import jobs
 from bot.jobs.leader import FileLeaderLock, PostgresLeaderLock, leader_lock_for
 from bot.jobs.runner import SchedulerRunner
-from bot.jobs.scheduler import DIGEST_TEST_INTERVAL_ENV
+from bot.jobs.triggers import DIGEST_TEST_INTERVAL_ENV
 from storage.db import normalise_url
 from tests.jobs.support import CHANNEL, Clock, make_services, outbox_rows, seed_churn
 from tests.slack_fake import SlackFake
@@ -177,7 +177,7 @@ def test_two_processes_one_leader_takeover_after_sigkill_and_no_double_post(
 ) -> None:
     setup = make_services(postgres_url, clock=_now)
     seed_churn(setup, Clock(), start=_now(), end=_now(), step=timedelta(hours=1))
-    dispatch.run_text(setup, dispatch.Actor("U0ALICE", CHANNEL), "subscribe * daily 09:00 Europe/Berlin")
+    handlers.run_text(setup, handlers.Actor("U0ALICE", CHANNEL), "subscribe * daily 09:00 Europe/Berlin")
     with SlackFake() as slack:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("MODELBOT_", "SLACK_"))},

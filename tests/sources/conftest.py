@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
+from bot.config.settings import Settings
 from bot.domain.registry import NewVersion
-from bot.runtime import Services, open_services
+from bot.services import Services, open_services
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

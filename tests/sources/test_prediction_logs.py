@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
+from bot.config.sources import PredictionLogSource
 from bot.domain import status
 from bot.domain.entities import as_utc
 from bot.domain.errors import InvalidInput
 from bot.domain.monitoring import psi
 from bot.domain.samples import Samples
-from bot.runtime import Services
-from bot.sources.config import PredictionLogSource
+from bot.services import Services
 from bot.sources.log_reader import Location
 from bot.sources.prediction_logs import LogSpec, summarise
 from bot.sources.pull import pull_source

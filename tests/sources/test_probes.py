@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.config.sources import ProbeSource
 from bot.domain.availability import Probe, availability, from_samples
 from bot.domain.samples import Samples
-from bot.runtime import Services
-from bot.sources.config import ProbeSource
+from bot.services import Services
 from bot.sources.http import HttpOptions
 from bot.sources.pull import pull_source
 from tests.sources.conftest import T0, Clock, LocalServer

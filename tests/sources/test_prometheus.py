@@ -25,9 +25,9 @@ import requests
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+from bot.config.sources import PrometheusSource, PromQuery
 from bot.domain.samples import Samples
-from bot.runtime import Services
-from bot.sources.config import PrometheusSource, PromQuery
+from bot.services import Services
 from bot.sources.http import HttpOptions
 from bot.sources.pull import pull_source
 from tests.sources.conftest import Clock

@@ -35,11 +35,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bot.config import Settings
+from bot.cli.serving import web_app
+from bot.config.settings import Settings
 from bot.domain.registry import NewVersion
 from bot.domain.tokens import SCOPES, Tokens
-from bot.runtime import Services, open_services
-from bot.serve import web_app
+from bot.services import Services, open_services
 from bot.web.server import ServerThread
 from tests.conftest import _postgres_database, skip_without_postgres
 

@@ -13,8 +13,8 @@ from bot.domain.alerting.notify import card_data, card_key, topic
 from bot.domain.entities import as_utc, iso
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.registry import Registry
-from storage import outbox
 from storage.models import AlertGroup, AlertRule, AlertState, Deployment, RegisteredModel, Silence
+from storage.queries import outbox
 
 MAX_SILENCE = timedelta(days=30)
 

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.domain.entities import as_utc, iso
-from storage import outbox
 from storage.models import AlertGroup, AlertRule, AlertState, Deployment, RegisteredModel, Silence
+from storage.queries import outbox
 
 if TYPE_CHECKING:
     from bot.domain.alerting.engine import AlertSettings

@@ -1,4 +1,4 @@
-"""Button listeners: every modelbot button goes through `dispatch.click` (on the App Home via `dispatch_home`)."""
+"""Button listeners: every modelbot button goes through `handlers.click` (on the App Home via `handlers.home`)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,24 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import dispatch, dispatch_home
-from bot.blocks import Message
+from bot import handlers
+from bot.blocks.base import Message
+from bot.handlers import home as home_handlers
 from bot.listeners.replies import acked, answering
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 ACTION_PATTERN = re.compile(r"^modelbot_")
 
 
-def click_from(body: dict[str, Any]) -> dispatch.Click:
+def click_from(body: dict[str, Any]) -> handlers.Click:
     action = body["actions"][0]
     container = body.get("container") or {}
-    return dispatch.Click(
+    return handlers.Click(
         action_id=action["action_id"],
         value=action.get("value") or "",
-        actor=dispatch.Actor(
+        actor=handlers.Actor(
             body["user"]["id"],
             (body.get("channel") or {}).get("id") or container.get("channel_id"),
             (body.get("team") or {}).get("id"),
@@ -50,7 +51,7 @@ def register(app: App, services: Services) -> None:
 
         with answering(context, send) as answer:
             answer.command = event.action_id
-            result = dispatch.click(services, event)
+            result = handlers.click(services, event)
             if result.replace is not None:
                 respond(**result.replace.payload(), replace_original=True)
             if result.ephemeral is not None:
@@ -64,17 +65,17 @@ def from_home(body: dict[str, Any]) -> bool:
 
 
 def home_button(services: Services, client: WebClient, body: dict[str, Any], context: dict[str, Any],
-                event: dispatch.Click) -> None:
+                event: handlers.Click) -> None:
     """A click on the App Home has no message to replace and no response_url: the answer is the
-    Home itself, published again with the note at the top (see `bot.dispatch_home`)."""
+    Home itself, published again with the note at the top (see `bot.handlers.home`)."""
     user = event.actor.user_id
 
     def send(message: Message) -> None:
-        client.views_publish(user_id=user, view=dispatch_home.home_view(services, user, notice=message))
+        client.views_publish(user_id=user, view=home_handlers.home_view(services, user, notice=message))
 
     with answering(context, send) as answer:
         answer.command = event.action_id
-        update = dispatch_home.home_click(services, event)
+        update = home_handlers.home_click(services, event)
         if update.modal is not None:
             open_modal(client, body.get("trigger_id"), update.modal, update.fallback, send)
         if update.view is not None:

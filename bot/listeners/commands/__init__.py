@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import commands, dispatch
-from bot.blocks import Message
+from bot import commands, handlers
+from bot.blocks.base import Message
 from bot.listeners.replies import acked, answering
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 SLASH_COMMAND = "/model"
 
@@ -27,7 +27,7 @@ def register(app: App, services: Services) -> None:
     def model_command(ack: Ack, body: dict[str, Any], respond: Respond, context: dict[str, Any]) -> None:
         ack()
         acked(context)
-        actor = dispatch.Actor(body["user_id"], body.get("channel_id"), body.get("team_id"))
+        actor = handlers.Actor(body["user_id"], body.get("channel_id"), body.get("team_id"))
         text = slack_text(body.get("text") or "")
 
         def send(message: Message) -> None:
@@ -36,4 +36,4 @@ def register(app: App, services: Services) -> None:
         with answering(context, send) as answer:
             command = commands.parse(text)
             answer.command = command.name
-            send(dispatch.run(services, actor, command))
+            send(handlers.run(services, actor, command))

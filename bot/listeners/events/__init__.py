@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import dispatch_home
+from bot.handlers import home as home_handlers
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 log = logging.getLogger("modelbot.slack")
 
@@ -21,4 +21,4 @@ def register(app: App, services: Services) -> None:
     def home_opened(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") not in (None, "home"):
             return
-        client.views_publish(user_id=event["user"], view=dispatch_home.home_view(services, event["user"]))
+        client.views_publish(user_id=event["user"], view=home_handlers.home_view(services, event["user"]))

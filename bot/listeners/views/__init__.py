@@ -1,4 +1,4 @@
-"""Modal submissions (the "why?" of Reject and Override gate) go through `dispatch.submit`.
+"""Modal submissions (the "why?" of Reject and Override gate) go through `handlers.submit`.
 
 Unlike commands and clicks, a submission is acknowledged *after* the domain call: the ack
 is the only way to keep the modal open and show an error beside the text the user typed
@@ -13,31 +13,30 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
 
-from bot import dispatch
-from bot.blocks import Message
+from bot import handlers
 from bot.blocks.approvals import notice_view
-from bot.blocks.base import clip
+from bot.blocks.base import Message, clip
 from bot.listeners.replies import acked, answering
 
 if TYPE_CHECKING:
-    from bot.runtime import Services
+    from bot.services import Services
 
 CALLBACK_PATTERN = re.compile(r"^modelbot_")
 MAX_ERROR_TEXT = 500
 
 
-def submission_from(body: dict[str, Any]) -> dispatch.Submission:
+def submission_from(body: dict[str, Any]) -> handlers.Submission:
     view = body["view"]
     values: dict[str, str] = {}
     for block in (view.get("state") or {}).get("values", {}).values():
         for action_id, element in block.items():
             if isinstance(element, dict) and isinstance(element.get("value"), str):
                 values[action_id] = element["value"]
-    return dispatch.Submission(
+    return handlers.Submission(
         callback_id=view.get("callback_id") or "",
         values=values,
         private_metadata=view.get("private_metadata") or "",
-        actor=dispatch.Actor(body["user"]["id"], None, (body.get("team") or {}).get("id")),
+        actor=handlers.Actor(body["user"]["id"], None, (body.get("team") or {}).get("id")),
     )
 
 
@@ -59,7 +58,7 @@ def register(app: App, services: Services) -> None:
         with answering(context, send) as answer:
             event = submission_from(body)
             answer.command = event.callback_id
-            result = dispatch.submit(services, event)
+            result = handlers.submit(services, event)
             if result.view is not None:
                 ack(response_action="update", view=result.view)
             else:

@@ -1,0 +1,1 @@
+"""The `modelbot` command line: one module per verb group, assembled in `bot.cli.main`."""

@@ -1,0 +1,197 @@
+"""`modelbot serve`: run the Slack app in HTTP mode or Socket Mode, with logging that is safe to ship.
+
+HTTP mode serves `/slack/events`, `/healthz` and `/metrics` from uvicorn (Bolt's own
+`App.start()` is a development server). Socket Mode needs no public URL; it still serves
+`/healthz` and `/metrics` on `--port` so the same probes and scrapes work in both modes.
+SIGTERM (what Kubernetes and systemd send) stops accepting work, lets requests in flight
+finish and waits for listeners that are still replying, then exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.errors import SlackApiError
+
+from bot.config.settings import Settings
+from bot.domain.errors import Unavailable
+from bot.listeners.app import Mode, build_app
+from bot.web.app import create_web_app
+from bot.web.server import ServerThread, make_server
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger("modelbot.serve")
+
+# Slack tokens by prefix (bot, user, app-level, refresh, …), and passwords inside URLs.
+_TOKEN_RE = re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+")
+_URL_PASSWORD_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+@", re.IGNORECASE)
+REDACTED = "[redacted]"
+API_PREFIX = "/api/v1"
+
+
+# ---- logging --------------------------------------------------------------------------------
+
+
+class SafeOneLineFormatter(logging.Formatter):
+    """One line per record (newlines escaped, tracebacks included) with secrets removed.
+
+    Redaction runs on the *formatted* line, so it also catches secrets that libraries put
+    into messages or arguments (slack_sdk logs request headers, Authorization included, at
+    DEBUG), not only the ones our code might log by mistake.
+    """
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # longest first, so a secret that contains another is removed whole
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    text = _TOKEN_RE.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+
+
+def configure_logging(settings: Settings, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Root logger → stderr through `SafeOneLineFormatter`; uvicorn's loggers propagate to it."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(SafeOneLineFormatter(
+        [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret]
+    ))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+# ---- choosing and running a mode --------------------------------------------------------------
+
+
+def choose_mode(settings: Settings, *, http: bool = False, socket: bool = False) -> Mode:
+    """`--http`/`--socket` win; otherwise Socket Mode exactly when an app-level token is configured."""
+    if http:
+        return "http"
+    if socket:
+        return "socket"
+    return "socket" if settings.slack_app_token else "http"
+
+
+def make_socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
+    """The builtin (dependency-free) Socket Mode client, reaching Slack through *our* WebClient.
+
+    Passing `web_client=app.client` makes `apps.connections.open` honour MODELBOT_SLACK_API_URL
+    (proxies, GovSlack, the test fake) and reuse its retry handlers. The builtin client
+    speaks TLS only on port 443, so the `ws://127.0.0.1:PORT` URL of a local test server works.
+    """
+    assert settings.slack_app_token is not None  # build_app(mode="socket") checked it
+    return SocketModeHandler(app, app_token=settings.slack_app_token, web_client=app.client, logger=app.logger)
+
+
+def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int = 3000) -> None:
+    """Block until SIGTERM/SIGINT. Missing Slack settings raise ConfigError before anything starts."""
+    bolt_app = build_app(services, mode)
+    stop = threading.Event()
+    previous = _install_stop_handlers(stop)
+    from bot.delivery import start_delivery
+    from bot.jobs.runner import start_background
+
+    # the outbox worker: the only path by which state changes reach Slack and webhooks
+    delivery = start_delivery(services, stop) if delivery_enabled() else None
+    scheduler = start_background(services)  # the leader-elected scheduler (MODELBOT_SCHEDULER=off: none)
+    try:
+        if mode == "http":
+            _serve_http(services, bolt_app, host, port)
+        else:
+            _serve_socket(services, bolt_app, host, port, stop)
+    finally:
+        stop.set()  # in HTTP mode uvicorn handles the signals itself and may never set it
+        if scheduler is not None:
+            scheduler.stop()
+        if delivery is not None:
+            delivery.join(timeout=15)
+        _drain_listeners(bolt_app)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("modelbot stopped")
+
+
+def delivery_enabled() -> bool:
+    """MODELBOT_DELIVERY=off when another process runs `modelbot deliver`."""
+    return os.environ.get("MODELBOT_DELIVERY", "on").lower() not in ("off", "0", "false", "no")
+
+
+def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
+    """Our handlers first: uvicorn re-raises the signal after its graceful shutdown, and with the
+    default SIGTERM action that would kill the process before listeners have replied."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def web_app(services: Services, bolt_app: App | None) -> Any:
+    """Everything served over HTTP in either mode: Slack (HTTP mode only), probes, the REST API."""
+    from bot.web.api.app import create_api_app
+
+    return create_web_app(services, bolt_app, mounts={API_PREFIX: create_api_app(services)})
+
+
+def _serve_http(services: Services, bolt_app: App, host: str, port: int) -> None:
+    server = make_server(web_app(services, bolt_app), host, port)
+    log.info("starting HTTP mode: POST /slack/events, GET /healthz, GET /metrics, /api/v1")
+    try:
+        server.run()  # uvicorn handles SIGTERM/SIGINT itself: stop accepting, finish requests
+    except SystemExit as exc:  # uvicorn exits when it cannot bind; it has logged why
+        raise Unavailable(f"could not serve HTTP on {host}:{port} (see the log line above)") from exc
+    if not server.started:
+        raise Unavailable(f"could not serve HTTP on {host}:{port} (see the log line above)")
+
+
+def _serve_socket(services: Services, bolt_app: App, host: str, port: int, stop: threading.Event) -> None:
+    try:
+        probes = ServerThread(web_app(services, None), host, port).start()
+    except RuntimeError as exc:
+        raise Unavailable(f"could not serve /healthz and /metrics on {host}:{port}") from exc
+    handler = make_socket_mode_handler(bolt_app, services.settings)
+    try:
+        try:
+            handler.connect()
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else exc
+            raise Unavailable(f"Slack refused the Socket Mode connection ({error}): check SLACK_APP_TOKEN.") from exc
+        log.info("connected to Slack in Socket Mode; /healthz, /metrics and /api/v1 on %s", probes.url)
+        stop.wait()
+    finally:
+        handler.close()
+        probes.stop()
+
+
+def _drain_listeners(bolt_app: App) -> None:
+    """Wait for listeners still replying to requests that were already acknowledged."""
+    bolt_app.listener_runner.listener_executor.shutdown(wait=True)  # type: ignore[attr-defined]

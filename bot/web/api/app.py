@@ -1,0 +1,49 @@
+"""The REST API under /api/v1 for CI/CD and serving layers.
+
+FastAPI because it shares pydantic with SQLModel, generates the OpenAPI 3 document people
+point their clients and schemathesis at, and runs our synchronous domain calls in its thread
+pool. Every request needs a token (`Authorization: Bearer mbt_…`); writes need a scope and
+are audited with the token's name as the actor. Errors always look like
+`{"error": {"code": "...", "message": "..."}}`. Routes live by area beside this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from fastapi import FastAPI
+
+from bot.domain.tokens import Tokens
+from bot.services import Services
+from bot.web.api import deployments, errors, monitoring, registry
+from bot.web.api import schemas as s
+from bot.web.api.deps import (
+    DEFAULT_BURST,
+    DEFAULT_RATE_PER_SECOND,
+    MAX_BODY_BYTES,
+    ApiContext,
+    BodyLimit,
+    TokenBuckets,
+)
+
+__all__ = ["DEFAULT_BURST", "TokenBuckets", "create_api_app"]
+
+ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
+
+
+def create_api_app(services: Services) -> FastAPI:
+    rate = float(os.environ.get("MODELBOT_API_RATE_PER_SECOND") or DEFAULT_RATE_PER_SECOND)
+    buckets = TokenBuckets(rate if math.isfinite(rate) and rate > 0 else DEFAULT_RATE_PER_SECOND, DEFAULT_BURST)
+    api = FastAPI(
+        title="modelbot API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
+        description="Register versions, read what serves where, request and approve promotions, push metrics. "
+        "Authenticate with `Authorization: Bearer <token>` (create one with `modelbot token create`).",
+        responses=ERRORS,  # type: ignore[arg-type]
+    )
+    api.state.context = ApiContext(services=services, tokens=Tokens(services.registry), buckets=buckets)
+    api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    errors.install(api)
+    for area in (registry, deployments, monitoring):
+        api.include_router(area.router)
+    return api

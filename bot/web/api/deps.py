@@ -1,0 +1,131 @@
+"""What every API route depends on: the services, the caller's token (authenticated, rate
+limited, scope-checked) and the shapes of path and query parameters. Body size is capped
+before anything is parsed."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.domain.tokens import Tokens, TokenView, require_scope
+from bot.services import Services
+from bot.web.api.errors import ApiError, error_response
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+DEFAULT_RATE_PER_SECOND = 20.0
+DEFAULT_BURST = 60
+TOUCH_EVERY = timedelta(minutes=5)
+
+
+class TokenBuckets:
+    """Per-token rate limit (token bucket, per process): bursts allowed, a steady rate enforced."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: int) -> float:
+        """0 when allowed, else the seconds to wait."""
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the routes share, kept on `app.state.context`."""
+
+    services: Services
+    tokens: Tokens
+    buckets: TokenBuckets
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.context  # type: ignore[no-any-return]
+
+
+def services(request: Request) -> Services:
+    return context(request).services
+
+
+def token(request: Request) -> TokenView:
+    ctx = context(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(401, "unauthorized", "Send a token: Authorization: Bearer mbt_… "
+                       "(create one with `modelbot token create`).", {"WWW-Authenticate": "Bearer"})
+    now = ctx.services.clock()
+    found = ctx.tokens.authenticate(secret.strip(), now=now)
+    if found is None:
+        raise ApiError(401, "unauthorized", "That token is unknown or revoked.", {"WWW-Authenticate": "Bearer"})
+    if found.last_used_at is None or now - found.last_used_at > TOUCH_EVERY:
+        ctx.tokens.touch(found.id, now)  # at most one write per token per few minutes
+    wait = ctx.buckets.take(found.id)
+    if wait:
+        raise ApiError(429, "rate_limited", f"Token {found.name} is over its rate limit; retry in "
+                       f"{math.ceil(wait)} s.", {"Retry-After": str(math.ceil(wait))})
+    return found
+
+
+def scoped(t: TokenView, scope: str) -> str:
+    """The token's name, the actor of what it does, once it is known to hold `scope`."""
+    require_scope(t, scope)
+    return t.name
+
+
+Token = Annotated[TokenView, Depends(token)]
+Svc = Annotated[Services, Depends(services)]
+ModelName = Annotated[str, Path(min_length=1, max_length=64, examples=["churn"])]
+Env = Annotated[str, Path(min_length=1, max_length=32, examples=["production"])]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+RequestId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether or not Content-Length announces them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(scope, receive, send, self.limit)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise ApiError(413, "payload_too_large", f"Request bodies are limited to {self.limit:,} bytes.")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = error_response(413, "payload_too_large", f"Request bodies are limited to {limit:,} bytes.")
+    await response(scope, receive, send)
