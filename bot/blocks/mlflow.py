@@ -44,7 +44,7 @@ def new_version_card(data: Mapping[str, Any]) -> Message:
     base_version = baseline.get("version")
     base_env = str(baseline.get("environment") or (environments[-1] if environments else "production"))
     blocks: list[Block] = [header(f"New version in MLflow: {model} v{number}")]
-    facts = [f"*By*\n{escape(data.get('created_by') or '–')}",
+    facts = [f"*By*\n{escape(data.get('created_by') or 'not recorded in MLflow')}",
              f"*Run*\n`{escape(data.get('run_id') or '–')}`",
              f"*Source*\n`{escape(data.get('source') or data.get('artifact_uri') or '–')}`"]
     if base_version is not None:

@@ -324,7 +324,8 @@ class MlflowSync:
         return {
             "model": model.name, "version": plan.version, "metrics": dict(plan.metrics), "params": dict(plan.params),
             "tags": dict(plan.tags), "run_id": plan.run_id, "source": plan.source, "artifact_uri": plan.artifact_uri,
-            "created_by": plan.created_by, "description": plan.description, "environments": environments,
+            "created_by": plan.created_by if plan.created_by not in FROM_MLFLOW else None,
+            "description": plan.description, "environments": environments,
             "baseline": {"environment": baseline_env, "version": base.version if base else None,
                          "metrics": dict(base.metrics) if base else {}},
             "directions": dict(self.policy.metric_directions), "tracking_uri": self.settings.tracking_uri,

@@ -106,7 +106,9 @@ def alias_states(registry: Registry, settings: SyncSettings, model: str, environ
         if not settings.follows(row.name):
             return []
         states = _states(session, settings, row.id, row.name, None)  # type: ignore[arg-type]
-    return [s for s in states if environment is None or s.environment == environment]
+    # a canary alias is worth a line only while a canary runs or the alias is (or is about to be) set
+    return [s for s in states if (environment is None or s.environment == environment)
+            and not (s.canary and s.serving is None and s.mlflow is None and not s.pending and not s.failed)]
 
 
 def followed_models(registry: Registry, settings: SyncSettings) -> list[str]:
@@ -164,27 +166,35 @@ def _states(session: Session, settings: SyncSettings, model_id: int, name: str,
     for alias, target in settings.targets().items():
         dep = deployments.get(target.environment)
         serving = (dep.canary_version if target.canary else dep.stable_version) if dep is not None else None
-        pending, failed = _outbox_state(rows, target.environment, "canary" if target.canary else "stable")
         if live is not None:
             mlflow, seen = live.get(alias), True
         else:
             mlflow, seen = (known[alias].version, True) if alias in known else (None, False)
+        pending, failed = _outbox_state(rows, target.environment, "canary" if target.canary else "stable",
+                                        mlflow if seen else None)
         out.append(AliasState(model=name, alias=alias, environment=target.environment, canary=target.canary,
                               serving=serving, mlflow=mlflow, known=seen, pending=pending, failed=failed))
     return out
 
 
-def _outbox_state(rows: Sequence[OutboxMessage], environment: str, key: str) -> tuple[str | None, str | None]:
-    """The newest row of this environment decides: waiting, failed, or (delivered) nothing to say."""
+def _outbox_state(rows: Sequence[OutboxMessage], environment: str, key: str,
+                  known: int | None) -> tuple[str | None, str | None]:
+    """The newest row of this environment decides: waiting, failed, or (delivered) nothing to say.
+    A waiting row is described with the error of the destination's oldest waiting row: that is
+    the one the others wait behind."""
+    unfinished = [r for r in rows if r.status in ("pending", "sending")]
     for row in rows:  # newest first
         if row.data.get("environment") != environment:
             continue
         target = row.data.get(key)
-        wants = f"v{target}" if target is not None else "no alias"
         if row.status in ("pending", "sending"):
-            tries = f"attempt {row.attempts}" + (f", last error: {row.last_error}" if row.last_error else "")
-            return (f"{wants} waiting to be written ({tries})" if row.attempts else f"{wants} waiting to be written",
-                    None)
+            if target == known:
+                return None, None  # this alias already holds what the waiting row asks
+            head = unfinished[-1]
+            wants = f"v{target}" if target is not None else "removal"
+            queued = f"{len(unfinished)} writes queued" if len(unfinished) > 1 else "queued"
+            why = f"; attempt {head.attempts}: {head.last_error}" if head.last_error else ""
+            return f"{wants} waiting to be written ({queued}{why})", None
         if row.status == "failed":
             return None, f"{row.last_error} — `modelbot outbox retry {row.id}` after fixing it"
         return None, None
