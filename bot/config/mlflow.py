@@ -95,7 +95,8 @@ def parse_mlflow(raw: Any, file: PolicyFile | None, *, environments: Sequence[st
     clash = {a + suffix for a in aliases.values()} & set(aliases.values()) if suffix else set()
     if clash:
         raise error(f"canary_alias_suffix makes alias '{sorted(clash)[0]}', which is already the alias of an "
-                    "environment; choose another suffix.", "canary_alias_suffix")
+                    "environment; choose other aliases or another canary_alias_suffix.",
+                    "canary_alias_suffix" if "canary_alias_suffix" in raw else "aliases")
     poll = DEFAULT_POLL_INTERVAL
     if "poll_interval" in raw:
         try:

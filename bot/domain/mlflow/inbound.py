@@ -183,7 +183,8 @@ class MlflowSync:
         if delivery is None:
             return
         recorded = mlflow_queries.record_delivery(
-            session, delivery_id=delivery.delivery_id, event=delivery.event, model=name, sent_at=delivery.sent_at,
+            session, delivery_id=delivery.delivery_id, event=names.preview(delivery.event, 64),
+            model=names.preview(name, 256) if name is not None else None, sent_at=delivery.sent_at,
             received_at=self.clock(), outcome=names.preview(outcome.summary(), 500))
         if not recorded:
             raise _Duplicate
