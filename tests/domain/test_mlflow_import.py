@@ -25,8 +25,10 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from bot.cli.main import main
+from bot.config.settings import Settings
 from bot.domain.mlflow_import import (
     IMPORT_ACTOR,
     ImportOptions,
@@ -35,8 +37,10 @@ from bot.domain.mlflow_import import (
     resolve_alias_map,
 )
 from bot.domain.registry import Registry
+from bot.services import open_services
 from bot.sources.mlflow import MlflowClient, MlflowModel, MlflowRun, MlflowVersion
 from storage.db import Database, DatabaseSettings
+from storage.models import OutboxMessage
 from storage.queries import registry as queries
 from tests.support.mlflow_server import MlflowProcess, clean_env, free_port, mlflow_python
 
@@ -263,6 +267,54 @@ def test_changes_in_mlflow_flow_in_without_duplicates(sqlite_cli: Cli, mlflow_se
         _rest(mlflow_server, "PATCH", "model-versions/update",
               {"name": "churn", "version": "2", "description": original["description"]})
         _rest(mlflow_server, "POST", "registered-models/alias", {"name": "churn", "alias": "champion", "version": "3"})
+
+
+def test_mlflow_refuses_webhooks_to_loopback_so_the_poll_brings_versions_in(
+    sqlite_url: str, mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """This module's server runs without MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS: `mlflow setup` says what MLflow
+    refused and which setting allows it, and the scheduler's poll job alone follows MLflow."""
+    from bot.jobs import jobs
+    from bot.jobs import mlflow as mlflow_job
+
+    policy = tmp_path / "modelbot.toml"
+    policy.write_text(f"""[environments.staging]
+[environments.production]
+[mlflow]
+tracking_uri = "{mlflow_server.url}"
+webhook_secret_env = "MODELBOT_TEST_MLFLOW_WEBHOOK_SECRET"
+new_version_channel = "C0MODELS"
+models = ["ranker.*"]
+""")
+    cli = _cli_for(sqlite_url, monkeypatch, capsys)
+    monkeypatch.setenv("MODELBOT_CONFIG", str(policy))
+    monkeypatch.setenv("MODELBOT_TEST_MLFLOW_WEBHOOK_SECRET", "whsec-test")
+    code, out, err = cli("mlflow", "setup", "--public-url", f"http://127.0.0.1:{free_port()}")
+    assert (code, out) == (1, "")
+    assert "MLflow refused the webhook URL" in _one_line(err) and "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true" in err
+    assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https" in err and "polling every 1 min" in err
+
+    services = open_services(Settings.from_env())
+    try:
+        jobs.bind(services)
+        for _ in range(2):  # the second run finds nothing new
+            mlflow_job.poll()
+        with services.registry.reading() as session:
+            cards = session.execute(sa.select(OutboxMessage.data).where(
+                OutboxMessage.template == "mlflow_new_version")).scalars().all()
+    finally:
+        jobs.unbind()
+        services.close()
+    shown = dump(cli)
+    assert [v["version"] for v in shown["ranker.v2"]["versions"]["versions"]] == [5, 4, 3, 2, 1]
+    assert sorted(c["version"] for c in cards) == [1, 2, 3, 4, 5]
+    expected = mlflow_server.view["ranker.v2"]["versions"][2]
+    assert shown["ranker.v2"]["show"][3]["metrics"] == expected["metrics"]
+    code, out, _ = cli("mlflow", "status", "--json")
+    status = json.loads(out)
+    assert code == 0 and status["followed"] == ["ranker.v2"] and status["last_event"] is None
+    assert status["last_poll"]["error"] is None and status["last_poll"]["models_checked"] == 1
 
 
 def test_models_with_their_own_versions_are_refused_not_renumbered(
