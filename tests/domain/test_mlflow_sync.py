@@ -85,7 +85,7 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
     python = mlflow_python()
     root = tmp_path_factory.mktemp("mlflow-sync")
     server = MlflowProcess(python, root, webhooks=True).start()
-    rpc = MlflowRpc(python, server.url, root / "client.log")
+    rpc = MlflowRpc(python, server.url)
     try:
         yield Mlflow(server, rpc)
     finally:

@@ -11,6 +11,7 @@ benchmark can do what an MLflow user does, with `mlflow.MlflowClient` itself:
     {"op": "wait_alias", "name": …, "alias": …, "version": 3, "timeout": 30}
         → {"result": {"at": <unix seconds when first seen>, "polls": n}} or an error on timeout
     {"op": "set_tag", "name": …, "version": 3, "key": "k", "value": "v"}
+    {"op": "delete_webhooks"}                                   → {"result": how many were deleted}
 
 Every answer is one line: {"result": …} or {"error": "…"}.
 """
@@ -83,6 +84,11 @@ def handle(client: MlflowClient, op: str, args: dict[str, Any], experiment: str 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"alias {args['alias']} of {args['name']} never pointed at v{args['version']}")
             time.sleep(float(args.get("every", 0.02)))
+    if op == "delete_webhooks":
+        hooks = list(client.list_webhooks(max_results=100))
+        for hook in hooks:
+            client.delete_webhook(hook.webhook_id)
+        return len(hooks)
     if op == "set_tag":
         client.set_model_version_tag(args["name"], str(args["version"]), args["key"], args["value"])
         return None

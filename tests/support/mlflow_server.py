@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -31,6 +30,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from bench._common import JsonLinesWorker
 
 REPO = Path(__file__).resolve().parents[2]
 RPC_SCRIPT = REPO / "tests" / "support" / "mlflow_rpc.py"
@@ -123,30 +124,15 @@ class MlflowProcess:
 class MlflowRpc:
     """MLflow's own Python client, in the MLflow virtualenv, one JSON request per line."""
 
-    def __init__(self, python: Path, tracking_uri: str, log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "ab") as log:  # a file, not a pipe nobody reads: MLflow may print a lot
-            self.proc = subprocess.Popen([str(python), str(RPC_SCRIPT), tracking_uri], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=log, text=True, env=clean_env())
+    def __init__(self, python: Path, tracking_uri: str) -> None:
+        self.worker = JsonLinesWorker([str(python), str(RPC_SCRIPT), tracking_uri], env=clean_env())
         self.call("ping")
 
     def call(self, op: str, **args: Any) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"mlflow_rpc.py exited: {self.log_path.read_text(errors='replace')[-3000:]}")
-        answer = json.loads(line)
+        answer = self.worker.request({"op": op, **args})
         if "error" in answer:
             raise RuntimeError(f"MlflowClient {op} failed: {answer['error']}")
         return answer["result"]
 
     def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.worker.close()
