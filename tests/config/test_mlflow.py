@@ -100,3 +100,12 @@ def test_the_cli_stops_with_the_line_before_contacting_anything(tmp_path: Path, 
     err = capsys.readouterr().err
     assert err == (f"modelbot: {path}:7: external_moves must be one of report, accept, revert: report (tell "
                    "Slack), accept (the pointer follows) or revert (put the alias back).\n")
+
+
+def test_the_commented_example_in_modelbot_example_toml_parses_once_uncommented(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "modelbot.example.toml").read_text()
+    block = example[example.index("# [mlflow]"):]
+    uncommented = "\n".join(line[2:] if line.startswith("# ") else line for line in block.splitlines())
+    settings = config_of(tmp_path, uncommented.replace("[mlflow]\n", "", 1))
+    assert settings is not None and settings.aliases == {"staging": "staging", "production": "champion"}
+    assert settings.models == ("churn", "fraud-*") and settings.token_env == "MLFLOW_TRACKING_TOKEN"

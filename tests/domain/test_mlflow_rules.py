@@ -191,13 +191,18 @@ def test_canary_start_step_and_abort_write_the_canary_alias_and_models_not_follo
         "MLflow alias champion-canary → deleted (canary_abort by alice)"]
 
 
-def test_a_write_redone_after_a_crash_is_audited_once(world: World) -> None:
+def v2_requested_after_v1_was_written(world: World) -> None:
+    """churn v1 and v2 came from MLflow; v1 was promoted and its alias written; v2's write waits."""
     for n in (1, 2):
         world.mlflow.add("churn", n)
         world.sync().receive(delivery("model_version.created", name="churn", version=str(n)))
     world.deployments.request_promotion("churn", "1", "production", requester="alice")
     world.send_alias_rows()
     world.deployments.request_promotion("churn", "2", "production", requester="alice")
+
+
+def test_a_write_redone_after_a_crash_is_audited_once(world: World) -> None:
+    v2_requested_after_v1_was_written(world)
     (row,) = world.alias_rows()
     world.mlflow.set_alias("churn", "champion", 2)  # the first attempt reached MLflow, then the worker died
     for _ in range(2):  # the lease ran out: another worker sends it, and (unknowingly) once more
@@ -237,12 +242,7 @@ def test_external_moves_modelbot_cannot_follow_are_reported(world: World, moves:
 
 
 def test_aliases_are_not_judged_while_modelbot_is_still_writing_them(world: World) -> None:
-    for n in (1, 2):
-        world.mlflow.add("churn", n)
-        world.sync().receive(delivery("model_version.created", name="churn", version=str(n)))
-    world.deployments.request_promotion("churn", "1", "production", requester="alice")
-    world.send_alias_rows()
-    world.deployments.request_promotion("churn", "2", "production", requester="alice")
+    v2_requested_after_v1_was_written(world)
     world.mlflow.move("churn", "champion", 2)  # our write reached MLflow; its webhook is faster than our bookkeeping
     outcome = world.sync().receive(delivery("model_version_alias.created", name="churn", alias="champion"))
     assert "still being sent" in outcome.summary() and world.audit("mlflow_external_move") == []

@@ -221,10 +221,24 @@ class MlflowSync:
         with self.registry.reading() as session:
             row = queries.model_by_key(session, model.name)
             have = mlflow_queries.all_versions(session, row.id) if row is not None else {}  # type: ignore[arg-type]
-        wanted = [n for n, v in sorted(versions.items()) if v.status.upper() == READY and (
-            n not in have or have[n].tags != v.tags or have[n].description != v.description)]
+            ours = mlflow_queries.versions_registered_by(session, row.id, FROM_MLFLOW) if row is not None else set()  # type: ignore[arg-type]
+        wanted: list[int] = []
+        conflicts: list[int] = []
+        for number, version in sorted(versions.items()):
+            if version.status.upper() != READY:
+                continue  # comes in once READY
+            if number not in have:
+                wanted.append(number)
+            elif number not in ours:
+                conflicts.append(number)  # reported when its webhook arrives; the poll stays quiet
+            elif dataclasses.replace(plan_version(version, None, ModelResult(name=model.name)),
+                                     with_run=False).differences(have[number]):
+                wanted.append(number)
         outcome = self._versions(model.name, wanted, fetched=versions, mlflow_model=model) if wanted else (
             SyncOutcome(model=model.name))
+        if conflicts:
+            outcome.notes.append("conflict: " + ", ".join(f"v{n}" for n in conflicts) + " were registered in "
+                                 "modelbot, not in MLflow; MLflow's versions of those numbers are not synced")
         aliases = self._aliases(model.name, mlflow_model=model)
         outcome.external.extend(aliases.external)
         outcome.notes.extend(aliases.notes)
