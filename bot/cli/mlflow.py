@@ -4,6 +4,7 @@ bot/domain/mlflow_import.py) and `modelbot mlflow setup|status` (the live sync, 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 WEBHOOK_NAME = "modelbot"
+_HOST = re.compile(r"[a-z0-9.:-]+")  # a DNS name or an IP address (IPv6 without its brackets)
 # what the sync handles (bot.domain.mlflow.inbound.EVENTS), as MLflow names them
 WEBHOOK_EVENTS = ("registered_model.created", "model_version.created", "model_version_tag.set",
                   "model_version_tag.deleted", "model_version_alias.created", "model_version_alias.deleted")
@@ -160,9 +162,11 @@ def webhook_url(public_url: str, path: str) -> str:
         parts.port  # noqa: B018  (raises on a port that is not a number)
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"--public-url '{names.preview(public_url, 60)}' is not an http(s) URL: give the address "
-                           "MLflow reaches modelbot at, like https://modelbot.example.com.")
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or not _HOST.fullmatch(parts.hostname) or " " in text):
+        # not echoed: a URL typed by mistake may carry a password
+        raise InvalidInput("--public-url is not an http(s) URL: give the address MLflow reaches modelbot at, like "
+                           "https://modelbot.example.com.")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidInput("--public-url must be a plain base URL, without credentials, query or fragment.")
     return text + path
