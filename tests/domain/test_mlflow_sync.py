@@ -46,6 +46,7 @@ from tests.slack_fake import Message as SlackMessage
 from tests.slack_fake import ResponsePost, SlackFake
 from tests.slack_support import CompletionTracker, RunningBot, bot_settings, buttons, section_texts
 from tests.support.mlflow_server import MlflowProcess, MlflowRpc, mlflow_python
+from tests.web.test_mlflow_webhook import mlflow_signature
 
 MODELS = "C0MODELS"
 APPROVALS = "C0APPROVALS"
@@ -389,5 +390,37 @@ def test_with_mlflow_down_for_two_minutes_alias_writes_queue_and_complete_once(
         assert [(e.environment, e.to_version) for e in s.audit("mlflow_alias_set")] == [
             ("staging", n) for n in versions]  # each write once, in the order decided
         assert s.audit("mlflow_external_move") == []
+    finally:
+        stop()
+
+
+def test_a_delivery_mlflow_repeats_and_the_poll_after_it_change_nothing(
+    sqlite_url: str, mlflow: Mlflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackFake,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s, stop = start_synced(sqlite_url, mlflow, tmp_path, monkeypatch, slack)
+    try:
+        setup(s, capsys)
+        number = s.register(auc=0.9)
+        s.deliver()
+        before = (s.bot.row_counts(), len(s.slack.messages(MODELS)), s.deliveries())
+        body = json.dumps({"entity": "model_version", "action": "created", "timestamp": "2026-12-06T00:00:00Z",
+                           "data": {"name": s.model, "version": str(number), "source": "x", "run_id": None,
+                                    "tags": {}, "description": None}}).encode()
+        stamp = str(int(datetime.now(UTC).timestamp()))
+        answers = []
+        for delivery_id in ("repeated-id", "repeated-id", "another-id"):  # MLflow's retry, then a second event
+            headers = {"Content-Type": "application/json", "X-MLflow-Delivery-Id": delivery_id,
+                       "X-MLflow-Timestamp": stamp,
+                       "X-MLflow-Signature": mlflow_signature(SECRET, delivery_id, stamp, body)}
+            response = s.bot.http.post(s.bot.url + mlflow_webhook.WEBHOOK_PATH, data=body, headers=headers,
+                                       timeout=10)
+            assert response.status_code == 200, response.text
+            answers.append(response.json()["status"])
+        assert answers == ["applied", "duplicate", "applied"]
+        assert s.poll().errors == []
+        s.deliver()
+        after = (s.bot.row_counts(), len(s.slack.messages(MODELS)), s.deliveries())
+        assert after == (before[0], before[1], before[2] + 2)  # two new delivery ids recorded; nothing else
     finally:
         stop()

@@ -13,9 +13,9 @@ racing the poll, or two deliveries at once change nothing twice:
   conflict: reported, never overwritten.
 * **aliases**: `mlflow_aliases` holds what modelbot last knew each mapped alias to hold (its
   own writes record there too). An alias that now holds something else was moved outside
-  modelbot, and `external_moves` decides: `report` (notice + audit row), `accept` (the
-  pointer follows through the registry's own move, audited), `revert` (the alias is put
-  back through the outbox, with a notice). While modelbot's own alias writes for the model
+  modelbot, and `external_moves` decides (`bot.domain.mlflow.external`): `report` (notice +
+  audit row), `accept` (the pointer follows through the registry's own move, audited),
+  `revert` (the alias is put back through the outbox, with a notice). While modelbot's own alias writes for the model
   are still in the outbox, aliases are not judged: MLflow is about to change under them.
 * **deliveries**: the delivery id is recorded in the transaction of its effect, so a delivery
   MLflow repeats (its HTTP retries reuse the id) is answered "duplicate" and changes nothing.
@@ -34,7 +34,7 @@ from sqlmodel import Session
 
 from bot.domain import names, notices
 from bot.domain.errors import InvalidInput
-from bot.domain.mlflow import outbound
+from bot.domain.mlflow import external, outbound
 from bot.domain.mlflow.settings import AliasTarget, SyncSettings
 from bot.domain.mlflow.source import MlflowError, MlflowModel, MlflowRegistry, MlflowVersion
 from bot.domain.mlflow_import import (
@@ -51,7 +51,7 @@ from bot.domain.mlflow_import import (
 )
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
-from storage.models import AuditEvent, RegisteredModel
+from storage.models import RegisteredModel
 from storage.queries import mlflow as mlflow_queries
 from storage.queries import outbox
 from storage.queries import registry as queries
@@ -62,10 +62,7 @@ EVENTS = ("registered_model.created", "model_version.created", "model_version_ta
           "model_version_alias.created", "model_version_alias.deleted")
 VERSION_EVENTS = ("model_version.created", "model_version_tag.set", "model_version_tag.deleted")
 ALIAS_EVENTS = ("model_version_alias.created", "model_version_alias.deleted")
-EXTERNAL_ACTOR = "mlflow-external"
-EXTERNAL_ACTION = "mlflow_external_move"
 NEW_VERSION_TEMPLATE = "mlflow_new_version"
-EXTERNAL_TEMPLATE = "mlflow_external_move"
 POLL = "poll"
 # MLflow repeats a delivery within seconds (three HTTP retries); a week of ids is plenty
 KEEP_DELIVERIES = timedelta(days=7)
@@ -408,64 +405,9 @@ class MlflowSync:
             mlflow_queries.remember_alias(session, model_id=model_id, alias=change.alias, version=change.current,
                                           now=now)
             if change.external:
-                self._external(session, model, change.alias, change.target, change.current, change.pointer, outcome,
-                               now)
-
-    def _external(self, session: Session, model: RegisteredModel, alias: str, target: AliasTarget,
-                  current: int | None, pointer: int | None, outcome: SyncOutcome, now: datetime) -> None:
-        """An alias moved outside modelbot: do what `external_moves` says, and say so."""
-        env = target.environment
-        moved = f"MLflow alias {alias} " + (f"moved to v{current}" if current is not None else "was deleted")
-        serving = f"v{pointer}" if pointer is not None else "nothing"
-        mode = self.settings.external_moves
-        why_not = ""
-        if mode == "accept":
-            why_not = self._why_not_accept(session, model, target, current)
-            if not why_not:
-                assert current is not None
-                dep = self.registry._locked_deployment(session, model, env)
-                move = self.registry._move(
-                    session, model, dep, current, actor=EXTERNAL_ACTOR, action="promote", request_id=None,
-                    reason=f"{moved} outside modelbot (external_moves = accept)")
-                notices.deployment_changed(session, self.policy, move, now=now, model_id=model.id)  # type: ignore[arg-type]
-                outcome.external.append(f"{env} followed {moved} outside modelbot (accepted)")
-                return
-        if mode == "revert" and pointer is not None:
-            dep = queries.deployment(session, model.id, env)  # type: ignore[arg-type]
-            assert dep is not None
-            outbound.enqueue_state(session, model=model.name, model_id=model.id, environment=env,  # type: ignore[arg-type]
-                                   stable=dep.stable_version, canary=dep.canary_version, revision=dep.revision,
-                                   now=now, cause="revert of a move made outside modelbot")
-            result = f"put back to v{pointer}"
-        else:
-            if mode == "revert":
-                why_not = f"modelbot has nothing in {env} to put back"
-            result = f"{env} stays at {serving}" + (f" (not accepted: {why_not})" if why_not else "")
-        reason = f"{moved} outside modelbot; {result} (external_moves = {mode})"
-        session.add(AuditEvent(at=now, actor=EXTERNAL_ACTOR, model_id=model.id, environment=env, action=EXTERNAL_ACTION,
-                               from_version=pointer, to_version=current, reason=reason))
-        channel = (self.policy.env(env).approval_channel or self.policy.announce_channel
-                   or self.settings.new_version_channel)
-        if channel is not None:
-            outbox.enqueue(session, now=now, topic=notices.topic(model.id), kind="post",  # type: ignore[arg-type]
-                           template=EXTERNAL_TEMPLATE, channel=channel, data={
-                               "model": model.name, "environment": env, "alias": alias, "canary": target.canary,
-                               "mlflow_version": current, "modelbot_version": pointer, "mode": mode,
-                               "result": result, "tracking_uri": self.settings.tracking_uri})
-        outcome.external.append(f"{moved} outside modelbot: {result}")
-
-    def _why_not_accept(self, session: Session, model: RegisteredModel, target: AliasTarget,
-                        current: int | None) -> str:
-        if target.canary:
-            return "a canary needs a traffic weight, so only its stable alias can be followed"
-        if current is None:
-            return "modelbot cannot take an environment out of service"
-        row = queries.version(session, model.id, current)  # type: ignore[arg-type]
-        if row is None:
-            return f"v{current} is not in modelbot"
-        if row.status != "ready":
-            return f"v{current} is {row.status} in modelbot"
-        return ""
+                outcome.external.append(external.handle(
+                    session, self.registry, self.policy, self.settings, model, change.alias, change.target,
+                    current=change.current, pointer=change.pointer, now=now))
 
 
 def _problem(name: str) -> str | None:
