@@ -54,7 +54,10 @@ def mlflow_config(policy: Policy) -> SyncSettings | None:
     raw = policy.sections.get(SECTION)
     if raw is None:
         return None
-    return parse_mlflow(raw, _file_of(policy), environments=policy.environment_names)
+    try:
+        return parse_mlflow(raw, None, environments=policy.environment_names)
+    except ConfigError:  # read the file again only to say on which line
+        return parse_mlflow(raw, _file_of(policy), environments=policy.environment_names)
 
 
 def parse_mlflow(raw: Any, file: PolicyFile | None, *, environments: Sequence[str]) -> SyncSettings:
