@@ -100,15 +100,15 @@ def cmd_mlflow_setup(services: Services, args: argparse.Namespace) -> None:
     url = webhook_url(args.public_url, WEBHOOK_PATH)
     description = "modelbot: new versions, tags and alias moves (managed by `modelbot mlflow setup`)"
     try:
-        with sync_client(settings) as client:
-            existing = next((h for h in client.list_webhooks() if h.name == WEBHOOK_NAME), None)
+        with sync_client(settings) as mlflow:
+            existing = next((h for h in mlflow.list_webhooks() if h.name == WEBHOOK_NAME), None)
             if existing is None:
-                hook = client.create_webhook(name=WEBHOOK_NAME, url=url, events=WEBHOOK_EVENTS, secret=secret,
+                hook = mlflow.create_webhook(name=WEBHOOK_NAME, url=url, events=WEBHOOK_EVENTS, secret=secret,
                                              description=description)
             else:
-                hook = client.update_webhook(existing.webhook_id, url=url, events=WEBHOOK_EVENTS, secret=secret,
+                hook = mlflow.update_webhook(existing.webhook_id, url=url, events=WEBHOOK_EVENTS, secret=secret,
                                              description=description)
-            test = None if args.no_test else client.test_webhook(hook.webhook_id, "registered_model.created")
+            test = None if args.no_test else mlflow.test_webhook(hook.webhook_id, "registered_model.created")
     except MlflowRequestError as exc:
         raise Unavailable(_refused_url(str(exc), settings)) from None
     except MlflowError as exc:
@@ -142,10 +142,10 @@ def cmd_mlflow_status(services: Services, args: argparse.Namespace) -> None:
     live_error = "--offline" if args.offline else None
     if not args.offline:
         try:
-            with sync_client(settings, retries=0) as client:
+            with sync_client(settings, retries=0) as mlflow:
                 live = {}
                 for name in state.followed_models(services.registry, settings):
-                    model = client.get_registered_model(name)
+                    model = mlflow.get_registered_model(name)
                     live[name] = dict(model.aliases) if model is not None else {}
         except MlflowError as exc:
             live, live_error = None, str(exc)
