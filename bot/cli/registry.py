@@ -9,6 +9,7 @@ from bot.blocks import textfmt
 from bot.cli.common import AddCommand, Parser, default_actor, emit, more, pairs
 
 if TYPE_CHECKING:
+    from bot.domain.compare import Comparison
     from bot.services import Services
 
 
@@ -166,25 +167,22 @@ def _version_text(v: Any) -> str:
     return "\n".join(lines)
 
 
-def _comparison_text(c: Any) -> str:
-    from bot.domain.compare import differences
-
+def _comparison_text(c: Comparison) -> str:
     labels = c.labels
     rows = []
     arrows = {"better": "▲", "worse": "▼", "same": "=", None: ""}
-    for name, row in c.metrics.iterrows():
-        cells = [name] + [textfmt.number(row[label]) for label in labels]
+    for m in c.metrics:
+        cells = [m.metric] + [textfmt.number(m.values[label]) for label in labels]
         for label in labels[1:]:
-            cells.append(f"{textfmt.signed(row[f'delta:{label}'])} {textfmt.percent(row[f'rel:{label}'])} "
-                         f"{arrows[row[f'verdict:{label}']]}".strip())
+            d = m.deltas[label]
+            cells.append(f"{textfmt.signed(d.absolute)} {textfmt.percent(d.relative)} {arrows[d.verdict]}".strip())
         rows.append(cells)
     headers = ["metric", *labels] + [f"Δ {label} vs {labels[0]}" for label in labels[1:]]
     out = [f"{c.model}: {' vs '.join(labels)} (baseline {labels[0]}; ▲ better, ▼ worse)",
            textfmt.table(headers, rows) if rows else "no metrics"]
-    for title, frame in (("params that differ", c.params), ("tags that differ", c.tags)):
-        if len(frame):
+    for title, key, diffs in (("params that differ", "param", c.params), ("tags that differ", "tag", c.tags)):
+        if diffs:
             out.append(f"\n{title}:")
-            out.append(textfmt.table([frame.index.name, *labels],
-                                     [[d["key"], *("–" if d["values"][label] is None else d["values"][label]
-                                                   for label in labels)] for d in differences(frame)]))
+            out.append(textfmt.table([key, *labels], [[d.key, *("–" if d.values[label] is None else d.values[label]
+                                                               for label in labels)] for d in diffs]))
     return "\n".join(out)

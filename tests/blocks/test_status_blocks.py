@@ -12,8 +12,8 @@ import pytest
 
 from bot import commands, handlers
 from bot.blocks.base import MAX_MESSAGE_BLOCKS
-from bot.blocks.status import duration
 from bot.blocks.text import render
+from bot.blocks.textfmt import duration
 from bot.config.settings import Settings
 from bot.domain.errors import NotFound
 from bot.domain.registry import NewVersion
