@@ -15,6 +15,7 @@ from storage.db import Database
 
 if TYPE_CHECKING:
     from bot.domain.deployments import Deployments
+    from bot.domain.digest import FeedingSource
     from bot.domain.status import StatusQuery
 
 
@@ -58,6 +59,23 @@ class Services:
         return status.StatusQuery(now=self.clock(), window=window or status.DEFAULT_WINDOW, sources=refs,
                                   directions=dict(self.policy.metric_directions),  # type: ignore[arg-type]
                                   firing=firing_provider(self))
+
+    def feeding_sources(self) -> list[FeedingSource]:
+        """The configured metric sources as digests need them: a health reference plus the models they
+        measure, so a digest can say which of its sources went quiet."""
+        from bot.domain import status
+        from bot.domain.digest import FeedingSource
+
+        if not self.policy.sections.get("sources"):
+            return []
+        from bot.config.sources import configured_sources, environments_of
+
+        out = []
+        for source in configured_sources(self.policy):
+            models = getattr(source, "models", None) or (getattr(source, "model", None),)
+            out.append(FeedingSource(status.SourceRef(source.name, source.type, environments_of(source)),
+                                     tuple(m.lower() for m in models if m)))
+        return out
 
     def close(self) -> None:
         self.db.dispose()
