@@ -22,9 +22,9 @@ import argparse
 import contextlib
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -45,7 +45,7 @@ DEFAULT_USER = "U0SHELL"
 DEFAULT_CHANNEL = "C0SHELL"
 EXIT_WORDS = frozenset({"exit", "quit", ":q"})
 EXIT_INTERRUPTED = 130
-BACKGROUND_EVERY_S = 60.0  # the scheduler runs its alert jobs every minute
+BACKGROUND_EVERY = timedelta(minutes=1)  # the scheduler runs its alert jobs every minute
 TITLE_MAX = 60
 
 
@@ -95,7 +95,6 @@ class Shell:
         directory: Directory | None = None,
         charts_dir: Path = CHARTS_DIR,
         preview: bool = False,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
         self.actor = actor
@@ -108,8 +107,8 @@ class Shell:
         self._next_number = 1
         self._replies = 0
         self._titles: dict[str, str] = {}  # message id → how a thread reply names its parent
-        self._clock = clock
-        self._background_at: float | None = None
+        self._labels: dict[str, str] = {}  # message id → where it is (an update keeps it)
+        self._background_at: datetime | None = None
         self._worker: DeliveryWorker | None = self._preview_worker() if preview else None
 
     # ---- the loop -----------------------------------------------------------------------
@@ -208,8 +207,9 @@ class Shell:
         result = handlers.click(self.services, event)
         if result.replace is not None:
             self._forget(on_screen.message)
-            self.show(result.replace, f"{self.directory.channel(on_screen.channel)} · message updated",
-                      message_id=on_screen.message, channel=on_screen.channel)
+            where = self._labels.get(on_screen.message) or self.directory.channel(on_screen.channel)
+            self.show(result.replace, f"{where} · message updated", message_id=on_screen.message,
+                      channel=on_screen.channel)
         if result.ephemeral is not None:
             self.show(result.ephemeral, self._only_you(on_screen.channel))
         if result.modal is not None:
@@ -239,7 +239,8 @@ class Shell:
         values: dict[str, str] = {}
         for field in inputs:
             hint = f" [{field.initial}]" if field.initial else (" (optional)" if field.optional else "")
-            answer = self.read_line(f"{field.label}{hint}: ")
+            colon = "" if field.label.endswith((".", "?", ":", "!")) and not hint else ":"
+            answer = self.read_line(f"{field.label}{hint}{colon} ")
             if answer is None:
                 self.note("Cancelled; nothing changed.")
                 return
@@ -272,6 +273,7 @@ class Shell:
         rendered = render(message.blocks, fallback=message.text, style=self.style, first_button=self._next_number,
                           names=self.directory.names)
         self._register(rendered.buttons, message_id, channel or self.actor.channel_id, home_of)
+        self._labels.setdefault(message_id, label)
         print(self.style.dim(f"── {label}"), file=self.out)
         print(rendered.text, file=self.out)
         for file in message.files:
@@ -317,7 +319,9 @@ class Shell:
         from bot.delivery.preview import PreviewSender
         from bot.delivery.worker import DeliveryWorker
         from bot.handlers.home import HomeRefresher
+        from bot.jobs import jobs
 
+        jobs.bind(self.services)  # the digest job finds the services there, as under the scheduler
         sender = PreviewSender(self._preview, charts_dir=self.charts_dir, home=HomeRefresher(self.services))
         return DeliveryWorker(self.services.db, None, clock=self.services.clock, concurrency=1, post_interval_s=0,
                               backoff_base_s=0.1, backoff_cap_s=1, sender=sender)
@@ -330,23 +334,40 @@ class Shell:
             pass
 
     def background(self) -> None:
-        """The scheduler's minute jobs, at most once a minute: evaluate alerts (their cards go to the
-        outbox), chart new alert cards, expire old requests; then deliver."""
+        """The scheduler's work, as often as it would run it (every minute): evaluate alerts (their
+        cards go to the outbox), expire old requests, send the digests whose time has come since
+        the last run, chart new alert cards; then deliver. Time is the services' clock."""
         if self._worker is None:
             return
-        now = self._clock()
-        if self._background_at is None or now - self._background_at >= BACKGROUND_EVERY_S:
+        now = self.services.clock()
+        last = self._background_at
+        if last is None or now - last >= BACKGROUND_EVERY:
             self._background_at = now
             from bot.jobs.alerting import chart_pending, run_cycle
 
             run_cycle(self.services)
             self.services.deployments.expire_due()
+            if last is not None:
+                self._due_digests(last, now)
             self.deliver()
             chart_pending(self.services)
         self.deliver()
 
+    def _due_digests(self, since: datetime, now: datetime) -> None:
+        """Each subscription whose next fire time after `since` is past: its digest job, for that time."""
+        from bot.domain.subscriptions import Subscriptions
+        from bot.jobs import jobs
+
+        for sub in Subscriptions(self.services.registry).list_all():
+            fire = sub.next_run(since)
+            if fire is not None and fire <= now:
+                jobs.send_digest(sub.id, fire.isoformat())
+
     def close(self) -> None:
         if self._worker is not None:
+            from bot.jobs import jobs
+
+            jobs.unbind()
             self._worker.close()
 
     def _preview(self, p: Preview) -> None:
@@ -371,12 +392,10 @@ class Shell:
             self.note(f"── {where} · thread of {self._parent(p.parent)}\nchart written to {p.path}")
         elif p.kind == "home":
             assert p.user_id is not None and p.view is not None
-            self._forget(f"home:{p.user_id}")
+            # a Home is a tab people open, not a message that pops up: one line, and `/home` shows it
             who = self.directory.user(p.user_id)
-            if p.user_id == self.actor.user_id:
-                self.show_view(p.view, f"App Home of {who} · refreshed", home_of=p.user_id)
-            else:
-                self.note(f"── App Home of {who} refreshed (`/home {who.lstrip('@')}` shows it)")
+            mine = p.user_id == self.actor.user_id
+            self.note(f"── App Home of {who} refreshed (`/home{'' if mine else ' ' + who.lstrip('@')}` shows it)")
         elif p.kind == "webhook":
             self.note(f"── webhook {p.event} → {p.url} (shown, not sent, from the shell)")
         elif p.kind == "mlflow_alias":
@@ -451,7 +470,7 @@ def main(services: Services, args: argparse.Namespace) -> int:
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     demo = bool(getattr(args, "demo", False))
-    directory = Directory()
+    directory = Directory(Names(users={DEFAULT_USER: "you"}, channels={DEFAULT_CHANNEL: "shell"}), {"you": DEFAULT_USER})
     if demo:
         from bot.cli import demo as demo_data
 

@@ -35,12 +35,13 @@ def piped_reader(stream: TextIO, echo: TextIO | None = None, *, prompt: Callable
     they answered."""
 
     def read(question: str) -> str | None:
+        asked = echo is not None and (prompt is None or question != prompt())
+        if asked:  # asked before reading, so a script driving the pipe can wait for the question
+            print(question.rstrip(), end=" ", file=echo, flush=True)
         line = stream.readline()
-        if not line:
-            return None
-        if echo is not None and (prompt is None or question != prompt()):
-            print(question.rstrip(), line.rstrip("\n"), file=echo)
-        return line.rstrip("\n")
+        if asked:
+            print(line.rstrip("\n"), file=echo, flush=True)
+        return line.rstrip("\n") if line else None
 
     return read
 
