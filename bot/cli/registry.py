@@ -10,6 +10,7 @@ from bot.cli.common import AddCommand, Parser, default_actor, emit, more, pairs
 
 if TYPE_CHECKING:
     from bot.domain.compare import Comparison
+    from bot.domain.entities import EnvironmentState
     from bot.services import Services
 
 
@@ -75,9 +76,12 @@ def cmd_show(services: Services, args: argparse.Namespace) -> None:
     ref = parse_ref(args.ref)
     version = services.registry.show(args.model, ref)
     doc = version.to_dict()
-    if ref.environment:
-        doc["environment"] = services.registry.environment_state(args.model, ref.environment).to_dict()
-    emit(args, doc, lambda: _version_text(version))
+    if not ref.environment:
+        emit(args, doc, lambda: _version_text(version))
+        return
+    state = services.registry.environment_state(args.model, ref.environment)
+    doc["environment"] = state.to_dict()
+    emit(args, doc, lambda: _serving_text(state) + "\n\n" + _version_text(version))
 
 
 def cmd_compare(services: Services, args: argparse.Namespace) -> None:
@@ -164,6 +168,20 @@ def _version_text(v: Any) -> str:
             lines.append(f"{title}:")
             lines.extend(f"  {k} = {textfmt.number(val) if title == 'metrics' else val}"
                          for k, val in sorted(mapping.items()))
+    return "\n".join(lines)
+
+
+def _serving_text(s: EnvironmentState) -> str:
+    """What a serving layer reads for one environment (the same fields as `--json`'s `environment`)."""
+    def line(label: str, version: int | None, uri: str | None, note: str = "") -> str:
+        return f"{label:<10}{'v' + str(version) if version else '–':<6}{uri or ''}{note}".rstrip()
+
+    lines = [f"{s.model} in {s.environment}  (revision {s.revision}"
+             + (f", updated {s.updated_at:%Y-%m-%d %H:%M} UTC)" if s.updated_at else ")"),
+             line("stable", s.stable, s.stable_artifact_uri, f"  {100 - s.canary_weight} %" if s.canary else ""),
+             line("canary", s.canary, s.canary_artifact_uri, f"  {s.canary_weight} %" if s.canary else ""),
+             line("previous", s.previous, s.previous_artifact_uri, "  kept warm: `rollback` switches back to it"
+                  if s.previous else "")]
     return "\n".join(lines)
 
 
