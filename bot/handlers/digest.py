@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bot.blocks import digest as blocks
 from bot.blocks.base import File, Message
 from bot.commands import digest as cmds
-from bot.domain import digest
-from bot.domain.errors import NotFound
+from bot.domain import digest, names
 from bot.domain.schedule import Period, Schedule
 from bot.domain.subscriptions import ALL_MODELS, SubscriptionView
 from bot.handlers.base import Actor, HandlerTable
@@ -35,9 +34,7 @@ FREQUENCY = "on_demand"  # the digest template titles it "On-demand digest"
 def _digest(services: Services, actor: Actor, cmd: cmds.DigestNow) -> Message:
     registry = services.registry
     model = registry.get_model(cmd.model).name if cmd.model else ALL_MODELS
-    if cmd.environment is not None and cmd.environment not in registry.environments:
-        known = ", ".join(registry.environments)
-        raise NotFound(f"There is no environment '{cmd.environment}': use one of {known}.")
+    environment = names.environment(cmd.environment, registry.environments) if cmd.environment else None
     now = services.clock()
     view = SubscriptionView(id=0, channel=actor.channel_id or "", model=model, model_id=None,
                             schedule=Schedule("daily"), created_by=actor.user_id, created_at=now, last_sent_at=None)
@@ -45,10 +42,10 @@ def _digest(services: Services, actor: Actor, cmd: cmds.DigestNow) -> Message:
     built = digest.build(registry, services.policy, view, period, services.feeding_sources())
     name = "all models" if model == ALL_MODELS else model
     facts, chart = built.facts, replace(built.chart, title=f"{name} — digest on demand")
-    if cmd.environment is not None:
-        facts = _only(facts, cmd.environment)
-        chart = replace(chart, series=[s for s in chart.series if s.label.endswith(f" · {cmd.environment}")],
-                        markers=[m for m in chart.markers if m.series.endswith(f" · {cmd.environment}")])
+    if environment is not None:
+        facts = _only(facts, environment)
+        chart = replace(chart, series=[s for s in chart.series if s.label.endswith(f" · {environment}")],
+                        markers=[m for m in chart.markers if m.series.endswith(f" · {environment}")])
     facts = {**facts, "subscription": {**facts["subscription"], "frequency": FREQUENCY}}
     message = blocks.digest(facts)
     png = _chart_png(chart)
@@ -56,7 +53,7 @@ def _digest(services: Services, actor: Actor, cmd: cmds.DigestNow) -> Message:
         return message
     stem = "all-models" if model == ALL_MODELS else model
     stamp = now.strftime("%Y%m%d-%H%M")
-    filename = f"digest-{stem}{'-' + cmd.environment if cmd.environment else ''}-{stamp}.png"
+    filename = f"digest-{stem}{'-' + environment if environment else ''}-{stamp}.png"
     alt = f"Line chart of the digest's metrics over the last 24 hours for {name}, with version changes marked."
     return replace(message, files=(File(filename, png, chart.title, alt),))
 
