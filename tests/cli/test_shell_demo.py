@@ -20,9 +20,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from bot import commands
 from tests.cli.test_shell_story import RAW_MARKUP
 
 PNG = b"\x89PNG\r\n\x1a\n"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -162,3 +164,14 @@ def test_the_tour_through_a_terminal(pty_shell: pexpect.spawn, tmp_path: Path) -
     child.close()
     assert child.exitstatus == 0
     assert "/model promote churn 4 production" in (tmp_path / ".modelbot_history").read_text()
+
+
+def test_the_readme_tour_speaks_the_grammar() -> None:
+    """Every `/model …` the README's tour tells a newcomer to type parses (the README stays true)."""
+    text = README.read_text(encoding="utf-8")
+    tour = text[text.index("## A 5-minute tour"):text.index("### The shell")]
+    typed = re.findall(r"`(/model [^`]+)`", tour)
+    assert len(typed) >= 8
+    for line in typed:
+        commands.parse(line.removeprefix("/model "))
+    assert "`/as alice`" in tour and "`/model digest churn`" in tour
