@@ -130,9 +130,13 @@ class Shell:
             text = line.strip()
             if text.lower() in EXIT_WORDS:
                 return
-            if text:
+            if not text:
+                continue
+            try:
                 self.handle(text)
                 self.background()
+            except KeyboardInterrupt:  # Ctrl-C while a command runs: it stops there (each change is atomic)
+                self.note("Interrupted.")
 
     def handle(self, line: str) -> None:
         """One line: a shell command (`/as`, `/home`), a button number / `click N`, else a `/model` command."""
@@ -341,17 +345,21 @@ class Shell:
             return
         now = self.services.clock()
         last = self._background_at
-        if last is None or now - last >= BACKGROUND_EVERY:
-            self._background_at = now
-            from bot.jobs.alerting import chart_pending, run_cycle
+        try:
+            if last is None or now - last >= BACKGROUND_EVERY:
+                self._background_at = now
+                from bot.jobs.alerting import chart_pending, run_cycle
 
-            run_cycle(self.services)
-            self.services.deployments.expire_due()
-            if last is not None:
-                self._due_digests(last, now)
+                run_cycle(self.services)
+                self.services.deployments.expire_due()
+                if last is not None:
+                    self._due_digests(last, now)
+                self.deliver()
+                chart_pending(self.services)
             self.deliver()
-            chart_pending(self.services)
-        self.deliver()
+        except Exception as exc:  # what the scheduler would log; the shell says it and goes on
+            message, _outcome = error_message(exc)
+            self.show(message, "modelbot's background work")
 
     def _due_digests(self, since: datetime, now: datetime) -> None:
         """Each subscription whose next fire time after `since` is past: its digest job, for that time."""
