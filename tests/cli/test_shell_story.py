@@ -25,9 +25,12 @@ from bot.blocks.text import Names
 from bot.cli import demo
 from bot.cli.console import Directory, Shell
 from bot.config.settings import Settings
+from bot.domain.mlflow.inbound import Delivery, MlflowSync
+from bot.domain.mlflow.settings import SyncSettings
 from bot.domain.samples import SampleIn, Samples
 from bot.services import Services, open_services
 from storage.models import OutboxMessage
+from tests.domain.test_mlflow_rules import MemoryMlflow
 
 START = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 RAW_MARKUP = re.compile(r":[a-z0-9_+'-]+:|<#C[A-Z0-9]*[>|]|<@[UW][A-Z0-9]*[>|]|<![a-z^]")
@@ -36,6 +39,9 @@ UPLOADS = {"alert_chart", "digest_chart"}
 HOME = "home_refresh"
 
 Step = str | Callable[[], "str | None"]
+# MLflow as issue 14's rule tests stand it in (its registry protocol, in memory): its webhooks reach the sync
+MLFLOW = SyncSettings(tracking_uri="http://mlflow.test", aliases={"staging": "staging", "production": "champion"},
+                      new_version_channel="C0DEPLOYS", models=("recommender",))
 
 
 class Clock:
@@ -59,6 +65,7 @@ class Story:
                                                 policy=demo.demo_policy(), clock=self.clock)
         demo.seed(self.services)
         self.out = io.StringIO()
+        self.memory_mlflow = MemoryMlflow()
         self.charts = tmp_path / "charts"
         self.steps: Iterator[Step] = iter(())
         self.shell = Shell(
@@ -114,6 +121,17 @@ class Story:
 
         return remove
 
+    def mlflow(self, event: str, change: Callable[[MemoryMlflow], None], **data: str) -> Callable[[], str]:
+        """Something changes in MLflow and its webhook arrives; the shell then gets its turn."""
+
+        def deliver() -> str:
+            change(self.memory_mlflow)
+            MlflowSync(self.services.registry, self.services.policy, MLFLOW, self.memory_mlflow).receive(
+                Delivery(delivery_id=f"{event}:{sorted(data.items())}", event=event, data=data))
+            return f"/as {self.who}"
+
+        return deliver
+
     def record(self, model: str, env: str, metric: str, value: float) -> Callable[[], None]:
         def record() -> None:
             version = self.services.registry.environment_state(model, env).stable
@@ -155,6 +173,10 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         s.record("fraud-detector", "production", "error_rate", 0.004), s.later(minutes=1),
         # the digest now, an App Home, a request that expires (the next morning brings the daily digest)
         "/model digest churn", "/home", "/model promote fraud-detector 5 production", s.later(hours=25),
+        # MLflow registers a version (a card) and someone moves an alias there by hand (a notice)
+        s.mlflow("model_version.created", lambda m: m.add("recommender", 1), name="recommender", version="1"),
+        s.mlflow("model_version_alias.created", lambda m: m.move("recommender", "champion", 1), name="recommender",
+                 alias="champion"),
     ])
     yield s
     s.shell.close()
