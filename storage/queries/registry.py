@@ -21,6 +21,11 @@ def model_by_key(session: Session, name: str) -> RegisteredModel | None:
     return session.exec(_MODEL_BY_KEY, params={"key": name.lower()}).first()
 
 
+def model_names(session: Session, limit: int = 10_000) -> list[str]:
+    """Names of the models, in name order (for "did you mean …" after a typo)."""
+    return list(session.exec(select(RegisteredModel.name).order_by(col(RegisteredModel.name_key)).limit(limit)))
+
+
 def models_by_ids(session: Session, ids: Iterable[int]) -> dict[int, RegisteredModel]:
     ids = list(ids)
     if not ids:
@@ -448,13 +453,13 @@ def stable_version(session: Session, model_id: int, environment: str) -> int | N
 
 # ---- Core writes --------------------------------------------------------------------------
 
-# Hands out the next version number of the model spelt exactly `name` (no row: it is spelt
-# differently, and nothing changed).
+# Hands out the next version number of the model whose name matches in any case, with the name
+# as stored (the first spelling).
 NEXT_VERSION_NUMBER = (
     sa.update(_models)
-    .where(_models.c.name_key == sa.bindparam("b_key"), _models.c.name == sa.bindparam("b_name"))
+    .where(_models.c.name_key == sa.bindparam("b_key"))
     .values(latest_version=_models.c.latest_version + 1)
-    .returning(_models.c.id, _models.c.latest_version)
+    .returning(_models.c.id, _models.c.name, _models.c.latest_version)
 )
 INSERT_VERSION = sa.insert(_versions)
 INSERT_AUDIT = sa.insert(_audit)
