@@ -464,9 +464,24 @@ NEXT_VERSION_NUMBER = (
     .values(latest_version=_models.c.latest_version + 1)
     .returning(_models.c.id, _models.c.name, _models.c.latest_version)
 )
-INSERT_VERSION = sa.insert(_versions)
-INSERT_AUDIT = sa.insert(_audit)
-INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
+_INSERT_VERSION = sa.insert(_versions)
+_INSERT_AUDIT = sa.insert(_audit).returning(_audit.c.id)
+
+
+def next_version_number(session: Session, name: str) -> sa.Row[Any]:
+    """(model id, its name as stored, the next version number) of the model named `name` in any
+    case (it exists: the caller upserted it); the increment locks the model row until commit on
+    PostgreSQL."""
+    return session.connection().execute(NEXT_VERSION_NUMBER, {"b_key": name.lower()}).one()
+
+
+def insert_version(session: Session, values: dict[str, Any]) -> None:
+    session.connection().execute(_INSERT_VERSION, values)
+
+
+def insert_audit(session: Session, values: dict[str, Any]) -> int:
+    """Append one audit row (every column named); returns its id."""
+    return int(session.connection().execute(_INSERT_AUDIT, values).scalar_one())
 
 
 def _dialect(session: Session) -> str:
