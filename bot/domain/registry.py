@@ -433,7 +433,7 @@ class Registry:
                 "reason": reason,
                 "request_id": request_id or new_request_id(),
             }
-            values["id"] = queries.insert_audit(session, values)
+            values["id"] = queries.insert_audit_returning_id(session, values)
         except IntegrityError as exc:  # pragma: no cover - the lock makes this unreachable
             raise Conflict("Another change to this environment happened at the same time; try again.") from exc
         audit = audit_entry(_Values(values), model.name)
