@@ -36,12 +36,6 @@ def models_by_ids(session: Session, ids: Iterable[int]) -> dict[int, RegisteredM
     return {row.id: row for row in rows if row.id is not None}
 
 
-def models_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[RegisteredModel], int]:
-    total = session.exec(select(func.count()).select_from(RegisteredModel)).one()
-    rows = session.exec(
-        select(RegisteredModel).order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)
-    ).all()
-    return rows, total
 
 
 def version(session: Session, model_id: int, number: int) -> ModelVersion | None:
@@ -69,20 +63,6 @@ def latest_ready_version(session: Session, model_id: int) -> ModelVersion | None
     ).first()
 
 
-def versions_page(
-    session: Session, model_id: int, *, offset: int, limit: int
-) -> tuple[Sequence[ModelVersion], int]:
-    total = session.exec(
-        select(func.count()).select_from(ModelVersion).where(ModelVersion.model_id == model_id)
-    ).one()
-    rows = session.exec(
-        select(ModelVersion)
-        .where(ModelVersion.model_id == model_id)
-        .order_by(col(ModelVersion.version).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return rows, total
 
 
 def deployment(session: Session, model_id: int, environment: str) -> Deployment | None:
@@ -91,25 +71,8 @@ def deployment(session: Session, model_id: int, environment: str) -> Deployment 
     ).first()
 
 
-def deployments_for(session: Session, model_ids: Iterable[int]) -> list[Deployment]:
-    model_ids = list(model_ids)
-    if not model_ids:
-        return []
-    return list(session.exec(select(Deployment).where(col(Deployment.model_id).in_(model_ids))).all())
 
 
-def audit_for_model(
-    session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
-) -> Sequence[AuditEvent]:
-    """Newest first; callers reverse for chronological display."""
-    query = select(AuditEvent).where(AuditEvent.model_id == model_id)
-    if environment is not None:
-        query = query.where(AuditEvent.environment == environment)
-    else:
-        query = query.where(col(AuditEvent.environment).is_not(None))
-    if before_id is not None:
-        query = query.where(col(AuditEvent.id) < before_id)
-    return session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)).all()
 
 
 def versions_that_served(session: Session, model_id: int, environment: str) -> list[int]:
@@ -433,7 +396,7 @@ _AUDIT_COLUMNS = tuple(_audit.c[c] for c in (
 def audit_rows(
     session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
 ) -> Sequence[sa.Row[Any]]:
-    """`audit_for_model` as plain rows: newest first."""
+    """The model's audit rows (of one environment, or of all), newest first."""
     query = sa.select(*_AUDIT_COLUMNS).where(_audit.c.model_id == model_id)
     if environment is not None:
         query = query.where(_audit.c.environment == environment)
