@@ -65,6 +65,21 @@ def latest_ready_version(session: Session, model_id: int) -> ModelVersion | None
 
 
 
+def models_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[RegisteredModel], int]:
+    total = session.exec(select(func.count()).select_from(RegisteredModel)).one()
+    rows = session.exec(
+        select(RegisteredModel).order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)
+    ).all()
+    return rows, total
+
+
+def deployments_for(session: Session, model_ids: Iterable[int]) -> list[Deployment]:
+    model_ids = list(model_ids)
+    if not model_ids:
+        return []
+    return list(session.exec(select(Deployment).where(col(Deployment.model_id).in_(model_ids))).all())
+
+
 def deployment(session: Session, model_id: int, environment: str) -> Deployment | None:
     return session.exec(
         select(Deployment).where(Deployment.model_id == model_id, Deployment.environment == environment)
