@@ -26,7 +26,7 @@ from sqlmodel import Session
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0007_requests_moot_override"
+HEAD_REVISION = "0009_outbox_destinations"
 _WRITE_OPTION = "modelbot_write"
 
 

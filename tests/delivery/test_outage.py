@@ -1,7 +1,7 @@
 """Acceptance 4, the outage: Slack answers 500, then 429 (Retry-After: 2), then hangs, while 50
 promotions and rollbacks happen; the `modelbot deliver` process is killed with SIGKILL in the
 middle and started again. After Slack recovers every announcement and webhook is delivered,
-none twice, in order per model.
+none twice, in order per destination.
 
 The worker is a real subprocess (the CLI entry point) with short timings from its
 MODELBOT_OUTBOX_* variables: a 2 s lease, a 1 s HTTP timeout, backoff from 0.2 s capped at 1 s,
@@ -171,16 +171,18 @@ def test_outage_kill_and_recovery(db: Database, slack: SlackFake, hooks: Webhook
     # only rows in flight when the process was killed can arrive twice (at most one round)
     assert len(hooks.deliveries) - len(first_receipt) <= 4
 
-    # in order per model: each row reached Slack or the receiver after the row before it
+    # in order per destination (one announcement channel, one webhook URL): each row reached Slack
+    # or the receiver after the row before it
     when: dict[int, float] = {int(d.id): d.at for d in first_receipt.values()}
     for call in accepted:
         when[int(call.args["metadata"]["event_payload"]["outbox_id"])] = call.time
-    by_topic: dict[str, list[int]] = defaultdict(list)
+    by_destination: dict[str, list[int]] = defaultdict(list)
     for r in rows:
-        by_topic[r.topic].append(r.id)  # type: ignore[arg-type]
-    for topic, ids in by_topic.items():
+        by_destination[r.destination].append(r.id)  # type: ignore[arg-type]
+    assert sorted(by_destination) == ["slack:channel:C0PROD", "slack:channel:C0STAGING", f"webhook:{hooks.url}"]
+    for destination, ids in by_destination.items():
         times = [when[i] for i in sorted(ids)]
-        assert times == sorted(times), f"{topic} delivered out of order"
+        assert times == sorted(times), f"{destination} delivered out of order"
     for model in MODELS:  # and what arrived describes the moves in the order they were made
         reasons = [d.json["reason"] for d in sorted(first_receipt.values(), key=lambda d: d.at)
                    if d.json["model"] == model]
