@@ -14,6 +14,9 @@ from bot.blocks.base import Message, code_block, escape, section
 
 Renderer = Callable[[dict[str, Any]], Message]
 TEMPLATES: dict[str, Renderer] = {}
+# the modules whose import registers templates; a new renderer module is added here
+RENDERER_MODULES = ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts", "bot.blocks.mlflow",
+                    "bot.blocks.deliveries")
 
 
 def template(name: str) -> Callable[[Renderer], Renderer]:
@@ -36,7 +39,7 @@ def _load_renderers() -> None:
     """Import the modules that register templates (kept lazy to avoid import cycles)."""
     import importlib
 
-    for module in ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts", "bot.blocks.mlflow"):
+    for module in RENDERER_MODULES:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -32,7 +32,7 @@ from sqlmodel import Session
 
 from bot.delivery.jobs import Outcome
 from bot.delivery.retry import backoff_delay
-from bot.domain.entities import iso
+from bot.domain.entities import as_utc, iso
 from bot.redaction import redact_text
 from storage.models import OutboxCircuit, OutboxMessage
 from storage.queries import outbox
@@ -122,7 +122,7 @@ class Circuits:
         self._notice(session, circuit, now, {"state": "paused", "waiting": waiting})
 
     def _close(self, session: Session, circuit: OutboxCircuit, now: datetime) -> None:
-        opened_at = circuit.opened_at or now
+        opened_at = as_utc(circuit.opened_at) if circuit.opened_at else now
         log.warning("circuit %s: delivered again after %s; resuming", circuit.key, now - opened_at)
         self._notice(session, circuit, now, {"state": "resumed", "resumed_at": iso(now)}, update=True)
         circuit.state, circuit.failures, circuit.trips = "closed", 0, 0
