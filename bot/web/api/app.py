@@ -14,6 +14,7 @@ import os
 
 from fastapi import FastAPI
 
+from bot.config.settings import ConfigError
 from bot.domain.tokens import Tokens
 from bot.services import Services
 from bot.web.api import deployments, errors, monitoring, registry
@@ -33,7 +34,12 @@ ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413,
 
 
 def create_api_app(services: Services) -> FastAPI:
-    rate = float(os.environ.get("MODELBOT_API_RATE_PER_SECOND") or DEFAULT_RATE_PER_SECOND)
+    raw = os.environ.get("MODELBOT_API_RATE_PER_SECOND") or str(DEFAULT_RATE_PER_SECOND)
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise ConfigError("MODELBOT_API_RATE_PER_SECOND must be a number of requests per second per token, for "
+                          f"example MODELBOT_API_RATE_PER_SECOND={DEFAULT_RATE_PER_SECOND:g}.") from None
     buckets = TokenBuckets(rate if math.isfinite(rate) and rate > 0 else DEFAULT_RATE_PER_SECOND, DEFAULT_BURST)
     api = FastAPI(
         title="modelbot API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
