@@ -25,6 +25,7 @@ import pandas as pd
 
 from bot.domain.errors import InvalidInput
 from bot.domain.names import preview
+from bot.redaction import redact_text, redact_url
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".json": "jsonl"}  # .csv.gz and .jsonl.gz work too
@@ -166,7 +167,7 @@ def _sql_chunks(url: str, table: str, chunk_rows: int) -> Iterator[Chunk]:
     try:
         engine = sa.create_engine(normalise_url(url))
     except Exception as exc:
-        raise InvalidInput(f"sql_url is not a usable database URL: {preview(str(exc), 160)}") from None
+        raise InvalidInput(f"sql_url is not a usable database URL: {preview(redact_text(str(exc)), 160)}") from None
     try:
         quote = engine.dialect.identifier_preparer.quote
         name = ".".join(quote(part) for part in table.split("."))
@@ -175,8 +176,14 @@ def _sql_chunks(url: str, table: str, chunk_rows: int) -> Iterator[Chunk]:
             for frame in pd.read_sql_query(sa.text(f"SELECT * FROM {name}"), conn, chunksize=chunk_rows):
                 yield Chunk(frame, f"table {table}", row)
                 row += len(frame)
-    except sa.exc.SQLAlchemyError as exc:
-        raise InvalidInput(f"Cannot read table {table}: {preview(str(getattr(exc, 'orig', exc)), 160)}") from None
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        # pandas wraps the driver's error (and the SQL text) in its own DatabaseError: say what the driver said
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        where = f"the database at {redact_url(url)}"
+        if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+            raise InvalidInput(f"Table {table} does not exist in {where}: check table = \"…\" in this source.") from None
+        raise InvalidInput(f"Cannot read table {table} from {where}: {preview(redact_text(reason), 160)}") from None
     finally:
         engine.dispose()
 

@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from bot.domain.entities import as_utc, iso
 from bot.domain.registry import Registry
 from bot.domain.samples import MAX_BATCH, SampleIn, Samples
+from bot.redaction import redact_text
 from storage.models import MetricSample, SourceStatus
 
 MAX_ERROR_CHARS = 2000
@@ -131,7 +132,8 @@ def _upsert_status(
     values: dict[str, Any] = {
         "name": source[:128],
         "last_attempt_at": at,
-        "last_error": None if error is None else error[:MAX_ERROR_CHARS],
+        # shown in /model status, digests and the Home: never a credential, whatever raised it
+        "last_error": None if error is None else redact_text(error)[:MAX_ERROR_CHARS],
         "samples_last_pull": recorded,
     }
     update = dict(values)
