@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.blocks.approvals import when
-from bot.blocks.base import Message, clip, context, escape, section
+from bot.blocks.base import Message, clip, context, escape, fallback_text, section
 from bot.blocks.templates import template
 from bot.domain.deliveries import PausedDestination
 
@@ -22,13 +22,13 @@ def delivery_paused(data: dict[str, Any]) -> Message:
     if data.get("state") == "resumed":
         text = (f":white_check_mark: Deliveries to {where} resumed at {when(data.get('resumed_at'))}, after a pause "
                 f"that began {when(data.get('opened_at'))}; what waited is being sent in order.")
-        return Message.build(text, [section(text)])
+        return Message.build(fallback_text(text), [section(text)])
     error = escape(clip(str(data.get("last_error") or "no answer"), 300))
     text = (f":warning: Deliveries to {where} are paused after {int(data.get('failures') or 0)} failures in a row "
             f"({error}). {int(data.get('waiting') or 0)} waiting; nothing else is held up. modelbot tries again "
             f"on its own from {when(data.get('paused_until'))}, backing off while it keeps failing, and edits "
             "this message when deliveries resume.")
-    return Message.build(text, [section(text), context("`modelbot outbox` lists paused destinations.")])
+    return Message.build(fallback_text(text), [section(text), context("`modelbot outbox` lists paused destinations.")])
 
 
 def paused_blocks(paused: Sequence[PausedDestination]) -> list[dict[str, Any]]:

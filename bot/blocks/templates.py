@@ -49,6 +49,6 @@ def _load_renderers() -> None:
 
 def _fallback(name: str, data: dict[str, Any]) -> Message:
     """A readable message for a template without a renderer yet: never lose a notification."""
-    text = f"modelbot {name}"
+    text = f"modelbot {escape(name)}"
     body = json.dumps(data, indent=1, default=str)[:2500]
     return Message.build(text, [section(f"*{escape(name)}*\n" + code_block([escape(body)]))])
