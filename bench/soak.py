@@ -25,7 +25,7 @@ What runs, all real processes and real HTTP:
   deliver in turn) and starts it again at once.
 * **A driver** acts like a team: per model, in turn, promotes to staging (a slash command),
   requests production (a slash command) and approves it (a signed button click), rolls
-  production back (a slash command), and fires and resolves an alert (metric samples that
+  production back (the confirmation button `/model rollback` shows), and fires and resolves an alert (metric samples that
   cross a rule's threshold, evaluated by serve's scheduler every 10 s). Each decision carries
   a unique reason; the driver sends it until the database shows it, as a person would look
   before typing it again, and notes when an acknowledged decision never arrived.
@@ -70,7 +70,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bench._common import REPO_ROOT, print_table
-from bot.blocks.approvals import APPROVE_ACTION
+from bot.blocks.approvals import APPROVE_ACTION, ROLLBACK_ACTION
 from bot.config.settings import Settings
 from bot.delivery import verify_webhook
 from bot.delivery.jobs import metadata_outbox_id
@@ -296,11 +296,15 @@ class Driver:
                                                               user_id=APPROVER, channel_id=APPROVALS,
                                                               response_name=f"soak-{self.counter}"),
                         lambda: count(self.services, RequestVote, request_id=request_id, voter=APPROVER))
-        elif move == 2:  # roll production back (when there is something to go back to)
-            if state(model, "production").previous is None:
+        elif move == 2:  # roll production back: `/model rollback` shows a button; pressing it decides
+            now = state(model, "production")
+            if now.previous is None:
                 return
             token = self.token()
-            self.decide(Decision("rollback", token), lambda: self.command(f"rollback {model} production {token}"),
+            value = json.dumps({"m": model, "e": "production", "t": now.previous, "f": now.stable, "r": token})
+            self.decide(Decision("rollback", token),
+                        lambda: self.slack.block_actions_body(ROLLBACK_ACTION, value, user_id=REQUESTER,
+                                                              response_name=f"soak-{self.counter}"),
                         lambda: count(self.services, AuditEvent, reason=token, action="rollback"))
         else:  # an alert fires, then resolves
             samples = Samples(self.services.registry)
