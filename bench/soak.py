@@ -25,8 +25,9 @@ What runs, all real processes and real HTTP:
   deliver in turn) and starts it again at once.
 * **A driver** acts like a team: per model, in turn, promotes to staging (a slash command),
   requests production (a slash command) and approves it (a signed button click), rolls
-  production back (the confirmation button `/model rollback` shows), and fires and resolves an alert (metric samples that
-  cross a rule's threshold, evaluated by serve's scheduler every 10 s). Each decision carries
+  production back (the confirmation button `/model rollback` shows), and fires an alert or
+  resolves the one it fired at the model's last turn (metric samples that cross a rule's
+  threshold, evaluated by serve's scheduler every 10 s). Each decision carries
   a unique reason; the driver sends it until the database shows it, as a person would look
   before typing it again, and notes when an acknowledged decision never arrived.
 
@@ -244,6 +245,7 @@ class Driver:
     models: list[str]
     decisions: list[Decision] = field(default_factory=list)
     alerts_fired: int = 0
+    firing: set[str] = field(default_factory=set)
     counter: int = 0
     http: requests.Session = field(default_factory=requests.Session)
 
@@ -306,12 +308,16 @@ class Driver:
                         lambda: self.slack.block_actions_body(ROLLBACK_ACTION, value, user_id=REQUESTER,
                                                               response_name=f"soak-{self.counter}"),
                         lambda: count(self.services, AuditEvent, reason=token, action="rollback"))
-        else:  # an alert fires, then resolves
-            samples = Samples(self.services.registry)
-            samples.record([SampleIn(model, "production", "error_rate", 0.9, datetime.now(UTC))], source="soak")
-            self.alerts_fired += 1
-            time.sleep(12)  # an evaluation (every 10 s) sees it firing
-            samples.record([SampleIn(model, "production", "error_rate", 0.0, datetime.now(UTC))], source="soak")
+        else:  # the model's alert fires, and resolves at the model's next turn (a card, then its update and thread)
+            firing = model in self.firing
+            value = 0.0 if firing else 0.9
+            Samples(self.services.registry).record(
+                [SampleIn(model, "production", "error_rate", value, datetime.now(UTC))], source="soak")
+            if firing:
+                self.firing.discard(model)
+            else:
+                self.firing.add(model)
+                self.alerts_fired += 1
 
 
 def count(services: Services, table: type, **where: Any) -> int:
@@ -480,6 +486,7 @@ def run(args: argparse.Namespace) -> int:
     channels = {c: {"name": c.lower()} for c in (DEPLOYS, APPROVALS, ALERTS, "C0GENERAL")}
     receiver = Receiver()
     stop = threading.Event()
+    children: list[Child] = []
     try:
         with database(args, workdir) as url, SlackFake(channels=channels, ts_clock=time.time) as slack:
             for user in (REQUESTER, APPROVER, "U0ADMIN"):
@@ -497,7 +504,7 @@ def run(args: argparse.Namespace) -> int:
                                                           actor="ci"))
             port = free_port()
             cli = [sys.executable, "-m", "bot.cli"]
-            children = [
+            children += [
                 Child("serve", [*cli, "serve", "--http", "--host", "127.0.0.1", "--port", str(port)], env,
                       "listening on", workdir),
                 Child("deliver", [*cli, "deliver"], env, "outbox delivery started", workdir),
@@ -550,6 +557,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         receiver.close()
+        for child in children:  # after an error: no process outlives the run
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.kill()
 
 
 def count_unfinished(services: Services) -> int:
