@@ -46,7 +46,7 @@ HUGE = st.sampled_from(PIECES).map(lambda p: (p + "x") * (100_000 // (len(p) + 1
 HOSTILE_NAME = st.lists(st.sampled_from(PIECES), min_size=1, max_size=8).map("".join)
 # keys whose values the domain validates (names of at most 64 characters, time zones) before they are written:
 # they get hostile characters, not hostile lengths
-NAMES = {"model", "environment", "metric", "channel", "timezone"}
+NAMES = {"model", "environment", "environments", "metric", "channel", "timezone"}
 PROBE = "<!channel> & <@U1>"
 # markup modelbot itself writes: mentions of real Slack ids, channel links, links with a label
 OURS = re.compile(r"<@[UW][A-Z0-9]{2,}>|<#[CGD][A-Z0-9]+>|<https?://[^\s<>|]+\|[^<>]*>")
@@ -115,6 +115,11 @@ def replaced(data: Any, values: dict[tuple[Any, ...], str]) -> Any:
     return out
 
 
+def key_of(path: tuple[Any, ...]) -> str:
+    """The key a leaf is under (for a list entry, the list's key)."""
+    return next((step for step in reversed(path) if isinstance(step, str)), "")
+
+
 def shown_leaves(name: str) -> list[tuple[Any, ...]]:
     """The strings the renderer shows rather than parses: those it renders with any text in them."""
     free = []
@@ -138,8 +143,9 @@ def test_example_renders_escaped(name: str) -> None:
 @given(data=st.data())
 def test_hostile_payloads_render_escaped(name: str, data: st.DataObject) -> None:
     shown = shown_leaves(name)
-    values = {path: data.draw(HOSTILE_NAME if path[-1] in NAMES else HOSTILE, label=str(path)) for path in shown}
-    texts = [path for path in shown if path[-1] not in NAMES]
+    names = {path for path in shown if key_of(path) in NAMES}
+    values = {path: data.draw(HOSTILE_NAME if path in names else HOSTILE, label=str(path)) for path in shown}
+    texts = [path for path in shown if path not in names]
     if texts:  # one free-text field 100 KB long (a pasted log as a reason, say)
         values[data.draw(st.sampled_from(texts), label="100 KB in")] = data.draw(HUGE, label="100 KB")
     assert_safe(templates.render(name, replaced(EXAMPLES[name], values)), name)
