@@ -34,6 +34,7 @@ from bot.blocks.base import (
     escape,
     fallback_text,
     header,
+    link,
     plain,
     section,
 )
@@ -288,8 +289,7 @@ def _card_buttons(r: Mapping[str, Any]) -> Block:
 def approval_link(data: Mapping[str, Any]) -> Message:
     """Ephemeral to the requester once the card is posted: where to follow their request."""
     r = data["request"]
-    link = data.get("permalink")
-    where = f"<{escape(link)}|the approval card>" if link else "the approval card in the approval channel"
+    where = link(data.get("permalink"), "the approval card", otherwise="the approval card in the approval channel")
     text = (f":hourglass_flowing_sand: Request #{r['id']} ({_subject(r)}) needs {r['approvals_needed']} "
             f"approval(s); follow {where}.")
     return Message.build(f"Request #{r['id']} for {_subject(r)} needs approval", [section(text)])

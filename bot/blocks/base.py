@@ -33,6 +33,8 @@ MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
 MAX_FALLBACK_TEXT = 3000
 _EMOJI = re.compile(r":[a-z0-9_+\-]+: ?")
+# what may stand inside `<url|label>`: an http(s) URL with nothing that ends or splits the link
+_LINKABLE = re.compile(r"https?://[^\s<>|]+")
 
 
 def escape(text: object) -> str:
@@ -42,6 +44,15 @@ def escape(text: object) -> str:
     renderer builds it from escaped pieces, or from its escaped section text with
     `fallback_text`, never from raw user text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: object, label: str, *, otherwise: str | None = None) -> str:
+    """`<url|label>` when `url` is an http(s) URL Slack can link, else the escaped `otherwise`
+    (or label). No URL is trusted to be free of markup, not even one Slack handed back: a `|`
+    or `>` in it would end the link and let the rest through unescaped."""
+    if url is not None and _LINKABLE.fullmatch(str(url)):
+        return f"<{escape(url)}|{escape(label)}>"
+    return escape(otherwise if otherwise is not None else label)
 
 
 def fallback_text(mrkdwn_text: str) -> str:

@@ -4,8 +4,9 @@
 Nothing here lists renderers by hand, so renderers added later are covered:
 
 * **Outbox templates** are discovered from the template registry (`bot.blocks.templates`). Each
-  has a payload in `template_examples.json` (captured from real outbox rows); a template without
-  one fails the test. Every string in the payload that the renderer shows is found by probing
+  has a payload in `template_examples.json` (captured from real outbox rows), or a list of them
+  when its states render differently (a moot, rejected or overridden request; an aborted canary);
+  a template without one fails the test. Every string in the payload that the renderer shows is found by probing
   (a string it parses, such as a time or a state, is left alone), and hypothesis fills those with
   hostile text: `<!channel>`, `<@U1>`, `<https://x|y>`, `&`, right-to-left marks, 100 KB.
 * **Command replies** are discovered from the grammar (`bot.commands.SPECS`): every usage line is
@@ -89,9 +90,20 @@ def registered() -> list[str]:
     return sorted(templates.TEMPLATES)
 
 
+def payloads(name: str) -> list[Any]:
+    """The example payloads of a template: one, or a list of its states."""
+    found = EXAMPLES.get(name, [])
+    return found if isinstance(found, list) else [found]
+
+
+def examples() -> list[Any]:
+    return [pytest.param(name, payload, id=f"{name}-{i}")
+            for name in registered() for i, payload in enumerate(payloads(name))]
+
+
 def test_every_template_has_an_example() -> None:
-    missing = set(registered()) - set(EXAMPLES)
-    assert not missing, f"add a payload for {sorted(missing)} to tests/blocks/template_examples.json"
+    missing = [name for name in registered() if not payloads(name)]
+    assert not missing, f"add a payload for {missing} to tests/blocks/template_examples.json"
 
 
 def leaves(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -120,35 +132,35 @@ def key_of(path: tuple[Any, ...]) -> str:
     return next((step for step in reversed(path) if isinstance(step, str)), "")
 
 
-def shown_leaves(name: str) -> list[tuple[Any, ...]]:
+def shown_leaves(name: str, payload: Any) -> list[tuple[Any, ...]]:
     """The strings the renderer shows rather than parses: those it renders with any text in them."""
     free = []
-    for path in leaves(EXAMPLES[name]):
+    for path in leaves(payload):
         try:
-            templates.render(name, replaced(EXAMPLES[name], {path: PROBE}))
+            templates.render(name, replaced(payload, {path: PROBE}))
         except (ValueError, KeyError, TypeError):
             continue
         free.append(path)
     return free
 
 
-@pytest.mark.parametrize("name", registered())
-def test_example_renders_escaped(name: str) -> None:
-    assert_safe(templates.render(name, EXAMPLES[name]), name)
-    assert shown_leaves(name), f"{name}: no string of its payload is shown?"
+@pytest.mark.parametrize(("name", "payload"), examples())
+def test_example_renders_escaped(name: str, payload: Any) -> None:
+    assert_safe(templates.render(name, payload), name)
+    assert shown_leaves(name, payload), f"{name}: no string of its payload is shown?"
 
 
-@pytest.mark.parametrize("name", registered())
+@pytest.mark.parametrize(("name", "payload"), examples())
 @FUZZ
 @given(data=st.data())
-def test_hostile_payloads_render_escaped(name: str, data: st.DataObject) -> None:
-    shown = shown_leaves(name)
+def test_hostile_payloads_render_escaped(name: str, payload: Any, data: st.DataObject) -> None:
+    shown = shown_leaves(name, payload)
     names = {path for path in shown if key_of(path) in NAMES}
     values = {path: data.draw(HOSTILE_NAME if path in names else HOSTILE, label=str(path)) for path in shown}
     texts = [path for path in shown if path not in names]
     if texts:  # one free-text field 100 KB long (a pasted log as a reason, say)
         values[data.draw(st.sampled_from(texts), label="100 KB in")] = data.draw(HUGE, label="100 KB")
-    assert_safe(templates.render(name, replaced(EXAMPLES[name], values)), name)
+    assert_safe(templates.render(name, replaced(payload, values)), name)
 
 
 # ---- command replies --------------------------------------------------------------------------------
@@ -192,7 +204,13 @@ def hostile_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
             tags={"team": text, "note": "&" * 50}, metrics={"auc": 0.9 + version / 100},
             params={"p": text}))
     services.deployments.request_promotion("churn", "1", "staging", requester="U0ALICE", reason=text)
-    services.deployments.request_promotion("churn", "2", "production", requester="U0ALICE", reason=text)
+    pending = services.deployments.request_promotion("churn", "2", "production", requester="U0ALICE", reason=text)
+    assert pending.request is not None
+    # audited refusals (shown by `history` and `requests`): four-eyes, and a stranger's cancel
+    for refused in (lambda: services.deployments.vote(pending.request.id, "U0ALICE", "approve", reason=text),
+                    lambda: services.deployments.cancel(pending.request.id, f"ci {text}", reason=text)):
+        with pytest.raises(ModelbotError):
+            refused()
     yield services
     services.close()
 
@@ -211,6 +229,25 @@ def test_every_command_reply_is_escaped(hostile_services: Services, name: str) -
         text = invocation(spec.usage, hostile)
         assert_safe(run(hostile_services, text), text)
     assert_safe(run(hostile_services, f"help {name}"), f"help {name}")
+
+
+def test_a_promotion_refused_for_a_running_canary_is_escaped(tmp_path: Path) -> None:
+    """The refusal that carries its way out as a button (abort the canary, then promote)."""
+    policy = tmp_path / "modelbot.toml"
+    policy.write_text("[environments.staging]\napprovals = 0\n")
+    services = open_services(Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", config_path=policy,
+                                      config_required=True))
+    try:
+        for version in (1, 2, 3):
+            services.registry.register(NewVersion(model="churn", artifact_uri=f"s3://m/churn/{version}", actor="ci"))
+        services.deployments.request_promotion("churn", "1", "staging", requester="U0ALICE")
+        services.deployments.set_canary("churn", "2", "staging", 10, actor="U0ALICE")
+        for hostile in ("".join(PIECES), "<!channel> ship it", "&" * 2000):
+            reply = run(services, f"promote churn 3 staging {json.dumps(hostile)}")
+            assert "canary" in reply.text
+            assert_safe(reply, "promote during a canary")
+    finally:
+        services.close()
 
 
 @FUZZ
