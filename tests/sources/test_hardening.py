@@ -174,3 +174,77 @@ environment = "production"
     assert result.error == f"Table predictions does not exist in the database at sqlite:///{logs}: check table = \"…\" " \
                            "in this source."
     assert "SELECT" not in result.error and "unexpected" not in result.error
+
+
+def test_source_credentials_stay_out_of_what_the_programs_show(http_server: LocalServer, tmp_path: Path) -> None:
+    """Defect 3 through the `modelbot` program: `modelbot scheduler` pulls a source whose URL carries a
+    password and an API key from a server answering 500; its log, `modelbot status` (text and JSON),
+    the digest on demand (`/model digest` in `modelbot shell`) and every row in the database show the
+    URL redacted, never the secrets. Beside it, a prediction-log source whose table is missing
+    (defect 7) is one plain sentence in `modelbot status`, without SQL."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.slack_support import REPO
+
+    http_server.json("/stats", json.dumps({"error": "busy"}), status=500)
+    url = http_server.url.replace("http://", f"http://metrics:{PASSWORD}@") + f"/stats?api_key={KEY}"
+    policy = tmp_path / "modelbot.toml"
+    logs = tmp_path / "logs.db"
+    sqlite3.connect(logs).close()
+    policy.write_text(f'[[sources]]\nname = "serving-stats"\ntype = "json"\ninterval = "5s"\nretries = 0\n'
+                      f'url = "{url}"\nmodel = "churn"\nenvironment = "production"\n[sources.metrics]\nauc = "auc"\n'
+                      f'[[sources]]\nname = "churn-log"\ntype = "prediction_log"\ninterval = "5s"\n'
+                      f'sql_url = "sqlite:///{logs}"\ntable = "predictions"\nmodel = "churn"\nenvironment = "production"\n')
+    database = tmp_path / "modelbot.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MODELBOT_"))}
+    env.update({"MODELBOT_DATABASE_URL": f"sqlite:///{database}", "MODELBOT_CONFIG": str(policy)})
+
+    def modelbot(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=REPO, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    modelbot("register", "churn", "--artifact", "s3://m/churn/1")
+    modelbot("promote", "churn", "1", "production", "--actor", "ci")
+    scheduler = subprocess.Popen([sys.executable, "-m", "bot.cli", "scheduler", "--no-delivery", "--log-level", "info"],
+                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not http_server.requests or not _last_error(database, "serving-stats") or not _last_error(database,
+                                                                                                        "churn-log"):
+            assert time.monotonic() < deadline and scheduler.poll() is None, "the scheduler did not pull the source"
+            time.sleep(0.2)
+    finally:
+        scheduler.terminate()
+        scheduler_log = scheduler.communicate(timeout=60)[0]
+    assert KEY in http_server.requests[0]  # the real URL was used
+
+    shown = {
+        "scheduler log": scheduler_log,
+        "status": modelbot("status", "churn", "production"),
+        "status --json": modelbot("status", "churn", "production", "--json"),
+        "digest": modelbot("shell", "--no-preview", stdin="/model digest churn production\n"),
+        "database": "\n".join(" ".join(map(str, row)) for row in _all_rows(database)),
+    }
+    for where in ("status", "status --json", "digest", "database"):
+        assert "metrics:[redacted]@" in shown[where] and "api_key=[redacted]" in shown[where], where
+    for where, text in shown.items():
+        assert PASSWORD not in text and KEY not in text, where
+    assert "source churn-log: no data yet: Table predictions does not exist in the database" in shown["status"]
+    assert "SELECT" not in shown["status"] and "unexpected" not in shown["status"]
+
+
+def _last_error(database: Path, source: str) -> str | None:
+    with sqlite3.connect(database) as conn:
+        found = conn.execute("SELECT last_error FROM source_status WHERE name = ?", (source,)).fetchone()
+    return found[0] if found else None
+
+
+def _all_rows(database: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [row for table in tables for row in conn.execute(f'SELECT * FROM "{table}"')]
