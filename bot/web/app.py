@@ -27,6 +27,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.observability import HTTP_REQUESTS, HTTP_SECONDS, REGISTRY
+from bot.web.bodies import read_at_most
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -68,10 +69,7 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
     async def handle(self, req: Request, addition_context_properties: dict[str, Any] | None = None) -> Response:
         if req.method != "POST":
             return await super().handle(req, addition_context_properties)
-        declared = req.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_SLACK_BODY_BYTES:
-            return _error(413, "request too large")
-        body = await _read_at_most(req, MAX_SLACK_BODY_BYTES)
+        body = await read_at_most(req, MAX_SLACK_BODY_BYTES)
         if body is None:
             return _error(413, "request too large")
         try:
@@ -91,18 +89,6 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
             return _error(400, "invalid request")
         bolt_response = await run_in_threadpool(self.app.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
-
-
-async def _read_at_most(req: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes `limit` bytes (the rest is never read)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in req.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _bolt_can_parse(body: str, content_type: str) -> bool:
