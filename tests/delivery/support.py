@@ -137,17 +137,22 @@ def unfinished(db: Database) -> int:
 
 
 def next_due(db: Database) -> datetime | None:
-    """When the earliest topic head (the only rows a worker may claim) becomes due."""
+    """When the earliest destination head (the only rows a worker may claim) becomes due: its next
+    attempt (or the end of its lease), and not before its circuit's pause ends when that is open."""
     with db.read() as session:
         waiting = session.exec(
             select(OutboxMessage).where(col(OutboxMessage.status).in_(("pending", "sending")))
             .order_by(col(OutboxMessage.id))
         ).all()
+        circuits = outbox.circuits(session, {r.circuit for r in waiting if r.circuit})
     heads: dict[str, datetime] = {}
     for r in waiting:
-        if r.topic not in heads:
-            moment = r.lease_until if r.status == "sending" else r.next_attempt_at
-            heads[r.topic] = as_utc(moment)  # type: ignore[arg-type]
+        if r.destination not in heads:
+            moment = as_utc(r.lease_until if r.status == "sending" else r.next_attempt_at)  # type: ignore[arg-type]
+            circuit = circuits.get(r.circuit or "")
+            if circuit is not None and circuit.state == "open" and circuit.paused_until is not None:
+                moment = max(moment, as_utc(circuit.paused_until))
+            heads[r.destination] = moment
     return min(heads.values()) if heads else None
 
 
