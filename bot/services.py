@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from bot.domain.deployments import Deployments
     from bot.domain.digest import FeedingSource
     from bot.domain.status import StatusQuery
+    from storage.serving_feed import ServingFeed
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Services:
     clock: Callable[[], datetime] = field(default=utc_now)
     groups: GroupResolver = field(default=no_groups)
     _deployments: Deployments | None = field(default=None, init=False, repr=False, compare=False)
+    _serving_feed: ServingFeed | None = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
@@ -77,7 +79,21 @@ class Services:
                                      tuple(m.lower() for m in models if m)))
         return out
 
+    @property
+    def serving_feed(self) -> ServingFeed:
+        """Built on first use (the REST API's serving-state reads): one per process, so one
+        LISTEN connection or one poll, however many servers share these services."""
+        if self._serving_feed is None:
+            with self._lock:
+                if self._serving_feed is None:
+                    from storage.serving_feed import ServingFeed
+
+                    self._serving_feed = ServingFeed(self.db)
+        return self._serving_feed
+
     def close(self) -> None:
+        if self._serving_feed is not None:
+            self._serving_feed.close()
         self.db.dispose()
 
 

@@ -4,6 +4,12 @@ Writers serialise in the database, never in Python: on SQLite every write transa
 starts with `BEGIN IMMEDIATE` (one writer at a time, others wait up to the busy timeout);
 on PostgreSQL writers take row locks (`SELECT … FOR UPDATE`) on the rows they change.
 Reads use deferred transactions so they never wait for writers (WAL on SQLite).
+
+On SQLite the writers of one process also take turns before they ask for the file lock
+(`_write_turns`). SQLite's busy handler is no queue: a waiting writer sleeps and retries,
+and under fifty concurrent writers an unlucky one kept losing to newcomers until its
+timeout ran out (a 503 in a few thousand registers). With one contender per process the
+database lock still decides, but nobody starves.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +33,7 @@ from sqlmodel import Session
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0006_mlflow_sync"
+HEAD_REVISION = "0007_serving_notify"
 _WRITE_OPTION = "modelbot_write"
 
 
@@ -62,6 +69,7 @@ class Database:
         self.engine = _create_engine(self.url, settings)
         self.dialect = self.engine.dialect.name
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._write_turn = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,11 +84,26 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any exception."""
         with (
+            self._write_turns(),
             _translate_errors(),
             Session(self._write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
             yield session
+
+    @contextlib.contextmanager
+    def _write_turns(self) -> Iterator[None]:
+        """SQLite: wait for this process's previous writer (up to the lock timeout) before
+        asking the database for its lock. PostgreSQL: nothing (row locks queue fairly)."""
+        if self._write_turn is None:
+            yield
+            return
+        if not self._write_turn.acquire(timeout=self.settings.lock_timeout_s):
+            raise DatabaseBusy("The database stayed locked by another writer; try again in a moment.")
+        try:
+            yield
+        finally:
+            self._write_turn.release()
 
     def upsert_insert(self, table: Any) -> Any:
         """The dialect's INSERT (it has `on_conflict_do_nothing`); imported on use, so a

@@ -13,10 +13,10 @@ import math
 import os
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
-from bot.domain.tokens import Tokens
 from bot.services import Services
-from bot.web.api import deployments, errors, monitoring, registry
+from bot.web.api import deployments, errors, monitoring, registry, serving
 from bot.web.api import schemas as s
 from bot.web.api.deps import (
     DEFAULT_BURST,
@@ -26,6 +26,9 @@ from bot.web.api.deps import (
     BodyLimit,
     TokenBuckets,
 )
+from bot.web.api.fast_path import ServingFastPath
+from bot.web.api.serving_cache import ServingCache
+from bot.web.api.token_cache import CachedTokens
 
 __all__ = ["DEFAULT_BURST", "TokenBuckets", "create_api_app"]
 
@@ -41,9 +44,13 @@ def create_api_app(services: Services) -> FastAPI:
         "Authenticate with `Authorization: Bearer <token>` (create one with `modelbot token create`).",
         responses=ERRORS,  # type: ignore[arg-type]
     )
-    api.state.context = ApiContext(services=services, tokens=Tokens(services.registry), buckets=buckets)
-    api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    tokens = CachedTokens(services.registry)
+    api.state.context = context = ApiContext(services=services, tokens=tokens, buckets=buckets)
+    api.state.serving = cache = ServingCache(services.registry.environment_state, lambda: services.serving_feed)
     errors.install(api)
-    for area in (registry, deployments, monitoring):
+    for area in (registry, serving, deployments, monitoring):
         api.include_router(area.router)
+    route = next(r for r in serving.router.routes if isinstance(r, APIRoute))
+    api.add_middleware(ServingFastPath, context=context, tokens=tokens, cache=cache, route=route)
+    api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return api
