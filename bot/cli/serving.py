@@ -9,25 +9,32 @@ finish and waits for listeners that are still replying, then exits 0.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import re
 import signal
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+import uvicorn
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
+from uvicorn.config import STARTUP_FAILURE
 
-from bot.config.settings import Settings
+from bot.config.settings import ConfigError, Settings
 from bot.domain.errors import Unavailable
 from bot.listeners.app import Mode, build_app
-from bot.web.app import create_web_app
-from bot.web.server import ServerThread, make_server
+from bot.web.app import SLACK_EVENTS_PATH, create_web_app
+from bot.web.server import SERVER_OPTIONS, ServerThread, make_server
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -108,32 +115,128 @@ def make_socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
     return SocketModeHandler(app, app_token=settings.slack_app_token, web_client=app.client, logger=app.logger)
 
 
-def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int = 3000) -> None:
+def slack_configured(settings: Settings, mode: Mode) -> bool:
+    """HTTP mode with no Slack setting at all serves the REST API alone (a pipeline needs no
+    Slack app); a partial Slack configuration, or Socket Mode, needs every setting."""
+    return mode == "socket" or bool(settings.slack_bot_token or settings.slack_signing_secret)
+
+
+def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int = 3000, workers: int = 1,
+          log_level: str = "info") -> None:
     """Block until SIGTERM/SIGINT. Missing Slack settings raise ConfigError before anything starts."""
-    bolt_app = build_app(services, mode)
+    slack = slack_configured(services.settings, mode)
+    if workers > 1:
+        if mode != "http":
+            raise ConfigError("--workers needs HTTP mode: add --http (Socket Mode runs one process).")
+        _serve_workers(services, host, port, workers, WorkerOptions(slack=slack, log_level=log_level))
+        return
+    bolt_app = build_app(services, mode) if slack else None
+    if bolt_app is None:
+        log.warning(API_ONLY_NOTE)
     stop = threading.Event()
     previous = _install_stop_handlers(stop)
-    from bot.delivery import start_delivery
-    from bot.jobs.runner import start_background
-
-    # the outbox worker: the only path by which state changes reach Slack and webhooks
-    delivery = start_delivery(services, stop) if delivery_enabled() else None
-    scheduler = start_background(services)  # the leader-elected scheduler (MODELBOT_SCHEDULER=off: none)
+    background = Background(services, bolt_app, stop)
     try:
         if mode == "http":
             _serve_http(services, bolt_app, host, port)
         else:
+            assert bolt_app is not None
             _serve_socket(services, bolt_app, host, port, stop)
     finally:
-        stop.set()  # in HTTP mode uvicorn handles the signals itself and may never set it
-        if scheduler is not None:
-            scheduler.stop()
-        if delivery is not None:
-            delivery.join(timeout=15)
-        _drain_listeners(bolt_app)
+        background.stop()  # in HTTP mode uvicorn handles the signals itself and may never set `stop`
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("modelbot stopped")
+
+
+API_ONLY_NOTE = ("no Slack settings (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET): serving the REST API only; "
+                 "POST /slack/events answers 503, and messages for Slack wait in the outbox")
+
+
+class Background:
+    """What runs beside the web server: the outbox delivery worker (the only path by which
+    state changes reach Slack and webhooks; it needs the bot token) and the leader-elected
+    scheduler (MODELBOT_SCHEDULER=off: none)."""
+
+    def __init__(self, services: Services, bolt_app: App | None, stop: threading.Event) -> None:
+        from bot.delivery import start_delivery
+        from bot.jobs.runner import start_background
+
+        self.bolt_app, self.stop_event = bolt_app, stop
+        deliver = delivery_enabled() and bool(services.settings.slack_bot_token)
+        self.delivery = start_delivery(services, stop) if deliver else None
+        self.scheduler = start_background(services)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.delivery is not None:
+            self.delivery.join(timeout=15)
+        if self.bolt_app is not None:
+            _drain_listeners(self.bolt_app)
+
+
+# ---- several worker processes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What a worker needs from the parent's command line (the rest comes from the environment)."""
+
+    slack: bool
+    log_level: str
+
+
+def worker_app(options: WorkerOptions) -> Any:
+    """The app of one `serve --workers N` process, built in that process: its own services,
+    Slack app, delivery worker and scheduler candidate, stopped by uvicorn's lifespan shutdown.
+    A failure here ends the worker with uvicorn's start-up failure code, so the parent stops
+    instead of restarting it in a loop."""
+    settings = Settings.from_env()
+    configure_logging(settings, options.log_level)
+    try:
+        from bot.services import open_services
+
+        services = open_services(settings)
+        bolt_app = build_app(services, "http") if options.slack else None
+        background = Background(services, bolt_app, threading.Event())
+    except Exception:
+        log.exception("worker %s could not start", os.getpid())
+        sys.exit(STARTUP_FAILURE)
+    app = web_app(services, bolt_app, slack_off=not options.slack)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            background.stop()
+            services.close()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def _serve_workers(services: Services, host: str, port: int, workers: int, options: WorkerOptions) -> None:
+    """uvicorn's supervisor: the parent binds the port once, starts `workers` processes that
+    share it (the kernel spreads connections), restarts one that dies, and on SIGTERM/SIGINT
+    stops them all gracefully."""
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(functools.partial(worker_app, options), factory=True, host=host, port=port,
+                            workers=workers, lifespan="on", **SERVER_OPTIONS)
+    try:
+        sock = config.bind_socket()
+    except SystemExit as exc:  # uvicorn has logged why (address in use, permission)
+        raise Unavailable(f"could not serve HTTP on {host}:{port} (see the log line above)") from exc
+    services.db.dispose()  # the parent only supervises; the workers open their own connections
+    if not options.slack:
+        log.warning(API_ONLY_NOTE)
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise Unavailable("a worker could not start (see the log lines above)")
 
 
 def delivery_enabled() -> bool:
@@ -155,18 +258,34 @@ def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
     return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
-def web_app(services: Services, bolt_app: App | None) -> Any:
+def web_app(services: Services, bolt_app: App | None, *, slack_off: bool = False) -> Any:
     """Everything served over HTTP in either mode: Slack (HTTP mode only), probes, the REST API,
-    MLflow's webhooks."""
+    MLflow's webhooks. `slack_off`: HTTP mode without Slack settings, where POST /slack/events
+    says so (503)."""
     from bot.web import mlflow_webhook
     from bot.web.api.app import create_api_app
 
-    return create_web_app(services, bolt_app, routers=[mlflow_webhook.router(services)],
-                          mounts={API_PREFIX: create_api_app(services)})
+    routers = [mlflow_webhook.router(services)] + ([slack_not_configured()] if slack_off else [])
+    return create_web_app(services, bolt_app, routers=routers, mounts={API_PREFIX: create_api_app(services)})
 
 
-def _serve_http(services: Services, bolt_app: App, host: str, port: int) -> None:
-    server = make_server(web_app(services, bolt_app), host, port)
+def slack_not_configured() -> APIRouter:
+    router = APIRouter()
+
+    @router.post(SLACK_EVENTS_PATH, include_in_schema=False)
+    def slack_events() -> JSONResponse:
+        return JSONResponse({"error": {"code": "slack_not_configured", "message": SLACK_OFF_MESSAGE}},
+                            status_code=503)
+
+    return router
+
+
+SLACK_OFF_MESSAGE = ("Slack is not configured on this server: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and "
+                     "restart it. The REST API under /api/v1 works without them.")
+
+
+def _serve_http(services: Services, bolt_app: App | None, host: str, port: int) -> None:
+    server = make_server(web_app(services, bolt_app, slack_off=bolt_app is None), host, port)
     log.info("starting HTTP mode: POST /slack/events, GET /healthz, GET /metrics, /api/v1")
     try:
         server.run()  # uvicorn handles SIGTERM/SIGINT itself: stop accepting, finish requests

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.domain.entities import EnvironmentState
+from bot.observability import SERVING_WATCHES
 from storage.serving_feed import Change, ServingFeed
 
 Key = tuple[str, str]  # (model name key, environment)
@@ -90,6 +91,10 @@ class ServingCache:
     async def watch(self, entry: Entry, model: str, environment: str, deadline: float) -> Entry:
         """Hold until the state differs from `entry` or the loop's clock passes `deadline`;
         then the current entry (the same one when nothing changed)."""
+        with SERVING_WATCHES.track_inprogress():
+            return await self._watch(entry, model, environment, deadline)
+
+    async def _watch(self, entry: Entry, model: str, environment: str, deadline: float) -> Entry:
         loop = asyncio.get_running_loop()
         while True:
             if not self._fresh(entry):  # it moved between the read and this wait
