@@ -230,9 +230,9 @@ class _PostgresListen(_Source):
 
     def _listen(self) -> Any:
         raw = self._db.engine.raw_connection()
-        raw.detach()  # a connection of its own, not one the pool hands to a request later
-        self._raw = raw
         conn = raw.driver_connection
+        raw.detach()  # a connection of its own, not one the pool hands to a request later
+        self._raw = conn
         conn.rollback()
         conn.autocommit = True
         conn.execute(f"LISTEN {CHANNEL}")

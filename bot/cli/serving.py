@@ -9,32 +9,27 @@ finish and waits for listeners that are still replying, then exits 0.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import os
 import re
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-import uvicorn
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
-from uvicorn.config import STARTUP_FAILURE
 
 from bot.config.settings import ConfigError, Settings
 from bot.domain.errors import Unavailable
 from bot.listeners.app import Mode, build_app
 from bot.web.app import SLACK_EVENTS_PATH, create_web_app
-from bot.web.server import SERVER_OPTIONS, ServerThread, make_server
+from bot.web.server import ServerThread, make_server
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -128,7 +123,9 @@ def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int 
     if workers > 1:
         if mode != "http":
             raise ConfigError("--workers needs HTTP mode: add --http (Socket Mode runs one process).")
-        _serve_workers(services, host, port, workers, WorkerOptions(slack=slack, log_level=log_level))
+        from bot.cli.workers import WorkerOptions, serve_workers
+
+        serve_workers(services, host, port, workers, WorkerOptions(slack=slack, log_level=log_level))
         return
     bolt_app = build_app(services, mode) if slack else None
     if bolt_app is None:
@@ -175,68 +172,6 @@ class Background:
             self.delivery.join(timeout=15)
         if self.bolt_app is not None:
             _drain_listeners(self.bolt_app)
-
-
-# ---- several worker processes ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """What a worker needs from the parent's command line (the rest comes from the environment)."""
-
-    slack: bool
-    log_level: str
-
-
-def worker_app(options: WorkerOptions) -> Any:
-    """The app of one `serve --workers N` process, built in that process: its own services,
-    Slack app, delivery worker and scheduler candidate, stopped by uvicorn's lifespan shutdown.
-    A failure here ends the worker with uvicorn's start-up failure code, so the parent stops
-    instead of restarting it in a loop."""
-    settings = Settings.from_env()
-    configure_logging(settings, options.log_level)
-    try:
-        from bot.services import open_services
-
-        services = open_services(settings)
-        bolt_app = build_app(services, "http") if options.slack else None
-        background = Background(services, bolt_app, threading.Event())
-    except Exception:
-        log.exception("worker %s could not start", os.getpid())
-        sys.exit(STARTUP_FAILURE)
-    app = web_app(services, bolt_app, slack_off=not options.slack)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Any) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            background.stop()
-            services.close()
-
-    app.router.lifespan_context = lifespan
-    return app
-
-
-def _serve_workers(services: Services, host: str, port: int, workers: int, options: WorkerOptions) -> None:
-    """uvicorn's supervisor: the parent binds the port once, starts `workers` processes that
-    share it (the kernel spreads connections), restarts one that dies, and on SIGTERM/SIGINT
-    stops them all gracefully."""
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(functools.partial(worker_app, options), factory=True, host=host, port=port,
-                            workers=workers, lifespan="on", **SERVER_OPTIONS)
-    try:
-        sock = config.bind_socket()
-    except SystemExit as exc:  # uvicorn has logged why (address in use, permission)
-        raise Unavailable(f"could not serve HTTP on {host}:{port} (see the log line above)") from exc
-    services.db.dispose()  # the parent only supervises; the workers open their own connections
-    if not options.slack:
-        log.warning(API_ONLY_NOTE)
-    supervisor = Multiprocess(config, sockets=[sock])
-    supervisor.run()
-    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
-        raise Unavailable("a worker could not start (see the log lines above)")
 
 
 def delivery_enabled() -> bool:
