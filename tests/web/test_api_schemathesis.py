@@ -37,9 +37,11 @@ from schemathesis.specs.openapi.checks import (
 
 from bot.cli.serving import web_app
 from bot.config.settings import Settings
+from bot.domain.errors import ModelbotError
 from bot.domain.registry import NewVersion
 from bot.domain.tokens import SCOPES, Tokens
 from bot.services import Services, open_services
+from bot.web.api.serving import wait_seconds
 from bot.web.server import ServerThread
 from tests.conftest import _postgres_database, skip_without_postgres
 
@@ -159,11 +161,27 @@ def _exercise(strategy: Any, api: ApiUnderTest, session: requests.Session, statu
     @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
     def run(case: schemathesis.Case) -> None:
+        _bound_watch(case)
         response = case.call_and_validate(base_url=api.url + "/api/v1", session=session, headers=api.headers,
                                           checks=CHECKS, timeout=10)
         statuses[response.status_code] += 1
 
     run()
+
+
+def _bound_watch(case: schemathesis.Case) -> None:
+    """A generated watch whose revision happens to be the current one would be held for its
+    whole wait (30 s by default); the hold is tested in test_serving.py, so here a valid wait
+    becomes 0.1 s. Invalid waits stay, and must be refused."""
+    query = case.query
+    if not isinstance(query, dict) or "revision" not in query:
+        return
+    try:
+        wait_seconds(0, query.get("wait") if isinstance(query.get("wait"), str) else None)
+    except ModelbotError:
+        return
+    if query.get("wait") is None or isinstance(query.get("wait"), str):
+        query["wait"] = "0.1s"
 
 
 def test_the_spec_covers_every_route(api_schema: Any) -> None:
