@@ -35,6 +35,7 @@ DEFAULT_URL = "sqlite:///modelbot.db"
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
 HEAD_REVISION = "0007_serving_notify"
 _WRITE_OPTION = "modelbot_write"
+WRITE_QUEUE_FACTOR = 6
 
 
 class DatabaseBusy(Exception):
@@ -93,12 +94,14 @@ class Database:
 
     @contextlib.contextmanager
     def _write_turns(self) -> Iterator[None]:
-        """SQLite: wait for this process's previous writer (up to the lock timeout) before
-        asking the database for its lock. PostgreSQL: nothing (row locks queue fairly)."""
+        """SQLite: wait for this process's previous writers before asking the database for its
+        lock. The queue moves as long as writers finish, so a place in it may wait longer than
+        the lock timeout (WRITE_QUEUE_FACTOR times it), which then bounds the database lock
+        itself. PostgreSQL: nothing (row locks queue fairly)."""
         if self._write_turn is None:
             yield
             return
-        if not self._write_turn.acquire(timeout=self.settings.lock_timeout_s):
+        if not self._write_turn.acquire(timeout=self.settings.lock_timeout_s * WRITE_QUEUE_FACTOR):
             raise DatabaseBusy("The database stayed locked by another writer; try again in a moment.")
         try:
             yield

@@ -10,13 +10,15 @@ route's own `answer()`, so the bytes are the same. Anything else — a token not
 refusal, a parameter to reject, a state not cached — goes to the FastAPI route, which says
 what is wrong in the API's error shape.
 
-It also fences writes: after a successful POST/PUT/PATCH/DELETE, before the answer leaves,
-the cache waits until the serving feed has delivered what the write changed, so a client
-that promotes and then reads through the same process reads its promotion.
+It also fences writes: after a successful POST/PUT/PATCH/DELETE that may move a pointer,
+before the answer leaves, the cache waits until the serving feed has delivered what the
+write changed, so a client that promotes and then reads through the same process reads its
+promotion.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
@@ -31,6 +33,9 @@ from bot.web.api.serving_cache import ServingCache
 from bot.web.api.token_cache import CachedTokens
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Writes that cannot move a pointer (registering a version, pushing metrics) skip the fence:
+# it would cost them a thread hop and a query (or a NOTIFY round trip) for nothing.
+NO_MOVE = re.compile(r"/models/[^/]+/versions|/metrics")
 
 
 class ServingFastPath:
@@ -44,7 +49,7 @@ class ServingFastPath:
         elif scope["method"] == "GET":
             if not await self._read(scope, receive, send):
                 await self.app(scope, receive, send)
-        elif scope["method"] in WRITES:
+        elif scope["method"] in WRITES and not NO_MOVE.fullmatch(_route_path(scope)):
             await self.app(scope, receive, self._fenced(send))
         else:
             await self.app(scope, receive, send)
@@ -94,6 +99,12 @@ class ServingFastPath:
             await send(message)
 
         return fenced
+
+
+def _route_path(scope: Scope) -> str:
+    """The path inside this app (without the mount's prefix)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 async def _send(reply: Reply, send: Send) -> None:
