@@ -34,10 +34,10 @@ How:
   seconds each, latency counted from the scheduled send time (no coordinated omission).
   Throughput counts successful answers per second.
 * **Watch**: `--watchers` connections each hold a watch on one model's production state
-  (`?revision=N&wait=60s`); the server's CPU is measured over `--idle-seconds` while they wait;
-  then `--promotions` times a promotion is POSTed on another connection and each watcher's
-  latency is the time from sending the promotion to receiving the new state (every watcher
-  re-arms at once, as the client library does).
+  (`?revision=N&wait=60s`); `--promotions` times a promotion is POSTed on a new connection and
+  each watcher's latency is the time from sending the promotion to receiving the new state
+  (every watcher re-arms at once, as the client library does). Then, every watch held again,
+  the server's CPU is measured over `--idle-seconds`.
 * **Backends**: SQLite, and PostgreSQL when `MODELBOT_BENCH_POSTGRES_URL` or
   `MODELBOT_TEST_POSTGRES_URL` names a server (a fresh database is created and dropped).
 * `--profile DIR` samples a one-worker server with py-spy (`py-spy record --nonblocking --gil`)
@@ -74,6 +74,7 @@ READ_THROUGHPUT_TARGET = 2000.0
 REGISTER_P99_TARGET_MS = 50.0
 WATCH_P99_TARGET_MS = 250.0
 WATCH_WAIT = "60s"
+IDLE_SETTLE_S = 2.0
 PHASES = ("reads", "registers", "mixed", "paced", "watch")
 RATE_LIFTED = "1000000000"
 POLICY = """
@@ -343,6 +344,7 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
     errors: Counter[str] = Counter()
     stop = asyncio.Event()
     idle_cpu: list[float] = []
+    burst_cpu: list[float] = []  # server CPU per wall second while promotions reach the watchers
     latencies: list[Sample] = []
 
     async def watcher() -> None:
@@ -379,18 +381,16 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
         tasks = [asyncio.create_task(watcher()) for _ in range(args.watchers)]
         conn = HttpConnection("127.0.0.1", server.port, token)
         _, body = await conn.send(Request("read", "GET", path))
+        await conn.close()  # idle longer than the server's keep-alive: each promotion connects anew
         revision, stable = json.loads(body)["revision"], json.loads(body)["stable"]
         await until(lambda: armed.get(revision, 0) >= args.watchers, 120)
-        cpu_before, t0 = server.cpu_seconds(), time.perf_counter()
-        await asyncio.sleep(args.idle_seconds)  # the measured idle window
-        cpu_after = server.cpu_seconds()
-        if cpu_before is not None and cpu_after is not None:
-            idle_cpu.append((cpu_after - cpu_before) / (time.perf_counter() - t0))
+        burst_cpu_before, burst_t0 = server.cpu_seconds(), time.perf_counter()
         for _ in range(args.promotions):
             stable = versions[1] if stable == versions[0] else versions[0]  # back and forth
             body = json.dumps({"version": str(stable)}).encode()
             sent = time.perf_counter()
             status, answer = await conn.send(Request("promote", "POST", f"{path}/promotions", body))
+            await conn.close()
             if status != 201:
                 errors[f"promote: HTTP {status} {answer[:120]!r}"] += 1
                 break
@@ -400,8 +400,17 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
                        f"{revision} within 30 s"] += 1
             latencies.extend(Sample("watch", sent, (t - sent) * 1000.0, 200) for t in arrivals.get(revision, []))
             await until(lambda r=revision: armed.get(r, 0) >= args.watchers, 30)
+        burst_cpu_after = server.cpu_seconds()
+        if burst_cpu_before is not None and burst_cpu_after is not None:
+            burst_cpu.append((burst_cpu_after - burst_cpu_before) / (time.perf_counter() - burst_t0))
+        # idle: every watch re-armed and held; let the server take in the last requests, then measure
+        await asyncio.sleep(IDLE_SETTLE_S)
+        cpu_before, t0 = server.cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(args.idle_seconds)  # the measured idle window
+        cpu_after = server.cpu_seconds()
+        if cpu_before is not None and cpu_after is not None:
+            idle_cpu.append((cpu_after - cpu_before) / (time.perf_counter() - t0))
         stop.set()
-        await conn.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -412,7 +421,8 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
     client_cpu = (time.process_time() - own_before) / (time.perf_counter() - started)
     phase = f"watch ({args.watchers} watchers, {args.promotions} promotions)"
     return [
-        PhaseResult(backend, server.workers, phase, "watch", 0.0, latencies, errors, None, client_cpu),
+        PhaseResult(backend, server.workers, phase, "watch", 0.0, latencies, errors,
+                    burst_cpu[0] if burst_cpu else None, client_cpu),
         PhaseResult(backend, server.workers, f"idle ({args.watchers} held watches, {args.idle_seconds:g} s)",
                     "idle", args.idle_seconds, [], Counter(), idle_cpu[0] if idle_cpu else None, None),
     ]
@@ -521,7 +531,8 @@ def bench_server(name: str, server: ServerProcess, token: str, args: argparse.Na
             results += run_phase(name, phase, server, token, mix, args.seconds, args.warmup, args.seed, interval)
     if args.watchers and "watch" in args.phases:
         log(f"{name} ×{server.workers}: watch, {args.watchers} watchers, {args.promotions} promotions …")
-        results += run_watch(name, server, token, args)
+        with profiled(server, profile, f"{name.lower()}-watch", args.idle_seconds + 5 * args.promotions + 10):
+            results += run_watch(name, server, token, args)
     return results
 
 

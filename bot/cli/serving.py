@@ -195,13 +195,17 @@ def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
 
 def web_app(services: Services, bolt_app: App | None, *, slack_off: bool = False) -> Any:
     """Everything served over HTTP in either mode: Slack (HTTP mode only), probes, the REST API,
-    MLflow's webhooks. `slack_off`: HTTP mode without Slack settings, where POST /slack/events
+    MLflow's webhooks, with cached serving-state reads answered in front of it all
+    (`ServingFastPath`). `slack_off`: HTTP mode without Slack settings, where POST /slack/events
     says so (503)."""
     from bot.web import mlflow_webhook
     from bot.web.api.app import create_api_app
+    from bot.web.api.fast_path import ServingFastPath
 
+    api = create_api_app(services)
     routers = [mlflow_webhook.router(services)] + ([slack_not_configured()] if slack_off else [])
-    return create_web_app(services, bolt_app, routers=routers, mounts={API_PREFIX: create_api_app(services)})
+    web = create_web_app(services, bolt_app, routers=routers, mounts={API_PREFIX: api})
+    return ServingFastPath(web, api.state.context, api.state.serving, API_PREFIX)
 
 
 def slack_not_configured() -> APIRouter:

@@ -71,7 +71,7 @@ def worker_app(options: WorkerOptions) -> Any:
             background.stop()
             services.close()
 
-    app.router.lifespan_context = lifespan
+    app.app.router.lifespan_context = lifespan  # the FastAPI app inside the fast path
     return app
 
 

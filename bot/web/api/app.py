@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from bot.services import Services
 from bot.web.api import deployments, errors, monitoring, registry, serving
@@ -27,7 +26,7 @@ from bot.web.api.deps import (
     BodyLimit,
     TokenBuckets,
 )
-from bot.web.api.fast_path import ServingFastPath
+from bot.web.api.fast_path import WriteFence
 from bot.web.api.serving_cache import ServingCache
 from bot.web.api.token_cache import CachedTokens
 
@@ -51,12 +50,11 @@ def create_api_app(services: Services) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     tokens = CachedTokens(services.registry)
-    api.state.context = context = ApiContext(services=services, tokens=tokens, buckets=buckets)
+    api.state.context = ApiContext(services=services, tokens=tokens, buckets=buckets)
     api.state.serving = cache = ServingCache(services.registry.environment_state, lambda: services.serving_feed)
     errors.install(api)
     for area in (registry, serving, deployments, monitoring):
         api.include_router(area.router)
-    route = next(r for r in serving.router.routes if isinstance(r, APIRoute))
-    api.add_middleware(ServingFastPath, context=context, tokens=tokens, cache=cache, route=route)
+    api.add_middleware(WriteFence, cache=cache)
     api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return api

@@ -17,6 +17,7 @@ what a blocking query returns, through any proxy, with a plain HTTP client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from dataclasses import dataclass
 from typing import Annotated
@@ -33,7 +34,6 @@ from bot.web.api.serving_cache import Entry, ServingCache
 
 DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 60.0
-REVISION_HEADER = "X-Modelbot-Revision"
 
 router = APIRouter()
 
@@ -57,28 +57,29 @@ class Reply:
     def status(self) -> int:
         return 304 if self.not_modified else 200
 
-    def headers(self) -> dict[str, str]:
-        return {"ETag": self.entry.etag, REVISION_HEADER: str(self.entry.revision), "Cache-Control": "no-cache"}
-
     def response(self) -> Response:
         if self.not_modified:
-            return Response(status_code=304, headers=self.headers())
-        return Response(self.entry.body, media_type="application/json", headers=self.headers())
+            return Response(status_code=304, headers=self.entry.headers)
+        return Response(self.entry.body, media_type="application/json", headers=self.entry.headers)
 
 
 def wait_seconds(revision: int | None, wait: str | None) -> float:
     """How long to hold: 0 without a revision; InvalidInput for a wait that is not a
     duration within 0–60 s (checked with or without a revision)."""
-    seconds = DEFAULT_WAIT_S
-    if wait is not None:
-        try:
-            seconds = parse_duration(wait).total_seconds()
-        except InvalidInput:
-            seconds = -1.0
-        if not 0 <= seconds <= MAX_WAIT_S:
-            raise InvalidInput(f"wait={names.preview(wait, 20)} is not a duration from 0s to {MAX_WAIT_S:g}s: "
-                               "write one like 30s.")
+    seconds = DEFAULT_WAIT_S if wait is None else _wait(wait)
     return seconds if revision is not None else 0.0
+
+
+@functools.lru_cache(maxsize=256)  # a fleet sends the same few waits over and over
+def _wait(wait: str) -> float:
+    try:
+        seconds = parse_duration(wait).total_seconds()
+    except InvalidInput:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT_S:
+        raise InvalidInput(f"wait={names.preview(wait, 20)} is not a duration from 0s to {MAX_WAIT_S:g}s: "
+                           "write one like 30s.")
+    return seconds
 
 
 async def answer(cache: ServingCache, model: str, environment: str, revision: int | None, wait_s: float,

@@ -9,12 +9,14 @@ Concurrent misses on one key share a single database read, so a thousand watches
 one promotion cost one query.
 
 Everything here runs on the server's event loop; the feed's thread hands changes over with
-`call_soon_threadsafe`. A held watch is a future and a timer: no thread, no CPU.
+`call_soon_threadsafe`. A held watch is a future and a timer: no thread, no CPU. When its
+state moves, the new state is read once and handed to every watch on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from bot.observability import SERVING_WATCHES
 from storage.serving_feed import Change, ServingFeed
 
 Key = tuple[str, str]  # (model name key, environment)
+REVISION_HEADER = "X-Modelbot-Revision"
 MAX_RELOADS = 3
 
 
@@ -46,6 +49,11 @@ class Entry:
         return cls((state.model.lower(), state.environment), state.revision, bytes(body),
                    f'"{state.revision}-{digest}"')
 
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        """What every answer of this state carries, 200 or 304."""
+        return {"ETag": self.etag, REVISION_HEADER: str(self.revision), "Cache-Control": "no-cache"}
+
 
 def request_key(model: str, environment: str) -> Key:
     """The key a request asks for. States are kept under their canonical spelling, so an
@@ -64,15 +72,17 @@ class ServingCache:
         self._entries: dict[Key, Entry] = {}
         self._known: dict[Key, int] = {}  # the newest revision the feed reported per key
         self._loading: dict[Key, asyncio.Future[Entry]] = {}
-        self._changed: dict[Key, asyncio.Future[None]] = {}  # resolved when the key's state moves
+        self._waiters: dict[Key, set[asyncio.Future[object]]] = {}  # held watches by key
+        self._wakes: set[asyncio.Future[None]] = set()
+        self._valid: set[Key] = set()  # request keys read successfully: they exist
         self._epoch = 0  # bumped when the feed may have missed changes: reads begun before are suspect
 
     # ---- reads ------------------------------------------------------------------------------
 
-    def peek(self, model: str, environment: str) -> Entry | None:
-        """The cached entry, without I/O, if it is known to be current."""
-        entry = self._entries.get(request_key(model, environment))
-        return entry if entry is not None and self._fresh(entry) and self._loop is not None else None
+    def knows(self, model: str, environment: str) -> bool:
+        """True when this spelling of (model, environment) has been read successfully before,
+        so a read of it will not be refused (the fast path's test, without I/O)."""
+        return request_key(model, environment) in self._valid
 
     async def get(self, model: str, environment: str) -> Entry:
         """The current entry; reads the database on a miss (domain errors propagate)."""
@@ -86,7 +96,9 @@ class ServingCache:
             loading = self._loading[key] = asyncio.ensure_future(self._read(model, environment))
             loading.add_done_callback(lambda _: self._loading.pop(key, None))
         # shielded: a client that hangs up must not cancel the read the others wait for
-        return await asyncio.shield(loading)
+        entry = await asyncio.shield(loading)
+        self._valid.add(key)
+        return entry
 
     async def watch(self, entry: Entry, model: str, environment: str, deadline: float) -> Entry:
         """Hold until the state differs from `entry` or the loop's clock passes `deadline`;
@@ -104,13 +116,18 @@ class ServingCache:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return entry
-            changed = self._changed.get(entry.key)
-            if changed is None or changed.done():
-                changed = self._changed[entry.key] = loop.create_future()
-            await asyncio.wait([changed], timeout=remaining)  # waiting never cancels the shared future
-            if not changed.done():
+            woken: asyncio.Future[object] = loop.create_future()
+            waiters = self._waiters.setdefault(entry.key, set())
+            waiters.add(woken)
+            timer = loop.call_later(remaining, _settle, woken, _TIMED_OUT)
+            try:
+                result = await woken
+            finally:
+                timer.cancel()
+                waiters.discard(woken)
+            if result is _TIMED_OUT:
                 return entry
-            current = await self.get(model, environment)
+            current = result if isinstance(result, Entry) else await self.get(model, environment)
             if current.revision != entry.revision:
                 return current
 
@@ -160,10 +177,9 @@ class ServingCache:
             self._epoch += 1
             self._entries.clear()
             self._known.clear()
-            woken = list(self._changed.values())
-            self._changed.clear()
+            moved = list(self._waiters)
         else:
-            woken = []
+            moved = []
             for change in changes:
                 key = (change.model_key, change.environment)
                 if change.revision > self._known.get(key, -1):
@@ -171,9 +187,29 @@ class ServingCache:
                 entry = self._entries.get(key)
                 if entry is not None and entry.revision < change.revision:
                     del self._entries[key]
-                future = self._changed.pop(key, None)
-                if future is not None:
-                    woken.append(future)
-        for future in woken:
-            if not future.done():
-                future.set_result(None)
+                if key in self._waiters:
+                    moved.append(key)
+        for key in moved:
+            task = asyncio.ensure_future(self._wake(key))
+            self._wakes.add(task)  # a reference, so the task is not collected before it runs
+            task.add_done_callback(self._wakes.discard)
+
+    async def _wake(self, key: Key) -> None:
+        """Read the new state once and hand it to every watch held on `key`."""
+        waiters = self._waiters.pop(key, None)
+        if not waiters:
+            return
+        try:
+            entry: object = await self.get(*key)
+        except Exception:  # each watch reads again itself, and answers the error
+            entry = None
+        for woken in waiters:
+            _settle(woken, entry)
+
+
+_TIMED_OUT = object()
+
+
+def _settle(future: asyncio.Future[object], result: object) -> None:
+    if not future.done():
+        future.set_result(result)
