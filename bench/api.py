@@ -345,6 +345,7 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
     stop = asyncio.Event()
     idle_cpu: list[float] = []
     burst_cpu: list[float] = []  # server CPU per wall second while promotions reach the watchers
+    burst_window: list[float] = []
     latencies: list[Sample] = []
 
     async def watcher() -> None:
@@ -400,9 +401,10 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
                        f"{revision} within 30 s"] += 1
             latencies.extend(Sample("watch", sent, (t - sent) * 1000.0, 200) for t in arrivals.get(revision, []))
             await until(lambda r=revision: armed.get(r, 0) >= args.watchers, 30)
-        burst_cpu_after = server.cpu_seconds()
+        burst_cpu_after, burst_s = server.cpu_seconds(), time.perf_counter() - burst_t0
+        burst_window.append(burst_s)
         if burst_cpu_before is not None and burst_cpu_after is not None:
-            burst_cpu.append((burst_cpu_after - burst_cpu_before) / (time.perf_counter() - burst_t0))
+            burst_cpu.append((burst_cpu_after - burst_cpu_before) / burst_s)
         # idle: every watch re-armed and held; let the server take in the last requests, then measure
         await asyncio.sleep(IDLE_SETTLE_S)
         cpu_before, t0 = server.cpu_seconds(), time.perf_counter()
@@ -421,8 +423,8 @@ def run_watch(backend: str, server: ServerProcess, token: str, args: argparse.Na
     client_cpu = (time.process_time() - own_before) / (time.perf_counter() - started)
     phase = f"watch ({args.watchers} watchers, {args.promotions} promotions)"
     return [
-        PhaseResult(backend, server.workers, phase, "watch", 0.0, latencies, errors,
-                    burst_cpu[0] if burst_cpu else None, client_cpu),
+        PhaseResult(backend, server.workers, phase, "watch", burst_window[0] if burst_window else 0.0, latencies,
+                    errors, burst_cpu[0] if burst_cpu else None, client_cpu),
         PhaseResult(backend, server.workers, f"idle ({args.watchers} held watches, {args.idle_seconds:g} s)",
                     "idle", args.idle_seconds, [], Counter(), idle_cpu[0] if idle_cpu else None, None),
     ]
@@ -561,7 +563,7 @@ def report(results: list[PhaseResult], args: argparse.Namespace, load: tuple[flo
         cpu += "" if r.client_cpu is None else f" / {r.client_cpu * 100:.0f} %"
         if r.kind == "idle":
             rows.append([r.backend, r.workers, r.phase, "held watches", "–", 0, "–", "–", "–", "–", "≈ 0 CPU",
-                         "met" if r.server_cpu is not None and r.server_cpu < 0.02 else "missed", cpu])
+                         "met" if r.server_cpu is not None and r.server_cpu < 0.02 else "missed", cpu, "–"])
             continue
         ok = r.ok
         failed = len(r.samples) - len(ok) + sum(v for k, v in r.errors.items() if "HTTP" not in k or r.kind == "watch")
@@ -570,18 +572,20 @@ def report(results: list[PhaseResult], args: argparse.Namespace, load: tuple[flo
         if closed_read and r.phase == "reads":
             target += f", ≥ {READ_THROUGHPUT_TARGET:,.0f}/s"
         if not ok:
-            rows.append([r.backend, r.workers, r.phase, r.kind, 0, failed, "–", "–", "–", "–", target, "missed", cpu])
+            rows.append([r.backend, r.workers, r.phase, r.kind, 0, failed, "–", "–", "–", "–", target, "missed", cpu, "–"])
             continue
         p = percentiles(ok, (50, 99))
-        throughput = len(ok) / r.seconds if r.seconds else None
+        throughput = len(ok) / r.seconds if r.seconds and r.kind != "watch" else None
+        # server CPU per answer (per watcher reached, for the watch): what the load cannot inflate much
+        per = None if r.server_cpu is None or not r.seconds else r.server_cpu * r.seconds / len(ok) * 1000
         met = p["p99"] <= r.target_ms and not failed
         if closed_read and r.phase == "reads":
             met = met and throughput is not None and throughput >= READ_THROUGHPUT_TARGET
         rows.append([r.backend, r.workers, r.phase, r.kind, f"{len(ok):,}", failed,
                      "–" if throughput is None else f"{throughput:,.0f}/s", f"{p['p50']:.1f}", f"{p['p99']:.1f}",
-                     f"{max(ok):.1f}", target, "met" if met else "missed", cpu])
+                     f"{max(ok):.1f}", target, "met" if met else "missed", cpu, "–" if per is None else f"{per:.2f}"])
     headers = ["backend", "workers", "phase", "request", "ok", "failed", "throughput", "p50 ms", "p99 ms", "max ms",
-               "target", "verdict", "CPU server / clients"]
+               "target", "verdict", "CPU server / clients", "server CPU ms per answer"]
     head = (f"API at {args.clients} concurrent clients, {args.models:,} models × {args.versions} versions, "
             f"{args.seconds:g} s per phase after {args.warmup:g} s warm-up, {os.cpu_count()} CPUs, load average "
             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) at the start, shared machine\n\n")
