@@ -28,6 +28,7 @@ from modelbot_client.split import on_canary, salt_for
 log = logging.getLogger("modelbot_client")
 
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 30.0
+MAX_WAIT_S = 60.0  # the server's limit on ?wait=
 
 
 class NotServing(LookupError):
@@ -92,6 +93,8 @@ class ServingState:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http(s) URL like http://modelbot:3000")
+        if not 0 < wait_s <= MAX_WAIT_S:
+            raise ValueError(f"wait_s={wait_s!r}: the server holds a watch for at most {MAX_WAIT_S:g} s")
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
         self._path = (f"{parts.path.rstrip('/')}/api/v1/models/{quote(model, safe='')}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
@@ -125,15 +126,16 @@ class _SqlitePoll(_Source):
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()  # one poll at a time: the thread's and sync()'s
-        self._conn: Any = None
+        self._conn: sqlite3.Connection | None = None
+        self._version = -1
         self._last = 0
         self._failing = False
 
     def prime(self) -> None:
         with self._lock:
             conn = self._connection()
-            with conn.begin():
-                self._last = queries.newest_audit_id(conn)
+            self._version = queries.data_version(conn)
+            self._last = queries.newest_audit_id(conn)
 
     def run(self, stop: threading.Event, deliver: Deliver) -> None:
         while not stop.wait(POLL_S):
@@ -144,7 +146,7 @@ class _SqlitePoll(_Source):
                 if not self._failing:
                     log.warning("serving feed: cannot read the audit log (%s); retrying", exc)
                 self._failing = True
-                self._reset()
+                self.close()
 
     def sync(self, deliver: Deliver) -> bool:
         self.poll(deliver)
@@ -153,29 +155,33 @@ class _SqlitePoll(_Source):
     def poll(self, deliver: Deliver) -> None:
         with self._lock:
             conn = self._connection()
-            with conn.begin():
-                newest = queries.newest_audit_id(conn)
-                if newest <= self._last:
-                    return
-                rows = queries.moves_between(conn, self._last, newest)
+            version = queries.data_version(conn)
+            if version == self._version:
+                return  # nobody committed anything since the last look
+            self._version = version
+            newest = queries.newest_audit_id(conn)
+            if newest <= self._last:
+                return
+            rows = queries.moves_between(conn, self._last, newest)
             self._last = newest
             if rows:  # delivered under the lock, so a fence cannot overtake a poll in flight
-                deliver([Change(r.name_key, r.environment, r.revision) for r in rows])
+                deliver([Change(*row) for row in rows])
 
     def close(self) -> None:
-        with self._lock:
-            self._reset()
-
-    def _connection(self) -> Any:
-        if self._conn is None:
-            self._conn = self._db.engine.connect()
-        return self._conn
-
-    def _reset(self) -> None:
-        if self._conn is not None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+                conn.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        """A connection of its own, in autocommit mode (the engine's connect hook sets it):
+        each statement sees the latest commit."""
+        if self._conn is None:
+            raw = self._db.engine.raw_connection()
+            self._conn = raw.driver_connection
+            raw.detach()
+        assert self._conn is not None
+        return self._conn
 
 
 class _PostgresListen(_Source):

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.domain.entities import EnvironmentState
+from bot.domain.errors import Unavailable
 from bot.observability import SERVING_WATCHES
 from storage.serving_feed import Change, ServingFeed
 
@@ -75,6 +76,7 @@ class ServingCache:
         self._waiters: dict[Key, set[asyncio.Future[object]]] = {}  # held watches by key
         self._wakes: set[asyncio.Future[None]] = set()
         self._valid: set[Key] = set()  # request keys read successfully: they exist
+        self._subscribed: asyncio.Future[None] | None = None
         self._epoch = 0  # bumped when the feed may have missed changes: reads begun before are suspect
 
     # ---- reads ------------------------------------------------------------------------------
@@ -158,14 +160,23 @@ class ServingCache:
         return entry  # the state moves faster than it can be read: answer, but do not keep it
 
     async def _bind(self) -> None:
-        """Attach to the running loop and subscribe to the feed, once per loop."""
+        """Attach to the running loop, and subscribe to the feed before anything is read
+        (a read that came first could miss a change made before the subscription)."""
         loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        self._entries.clear()
-        self._known.clear()
-        self._loop = loop
-        await run_in_threadpool(self._feed().subscribe, self._on_feed)
+        if self._loop is not loop:
+            self._entries.clear()
+            self._known.clear()
+            self._loop = loop
+            if self._subscribed is None:
+                self._subscribed = asyncio.ensure_future(run_in_threadpool(self._feed().subscribe, self._on_feed))
+        subscribed = self._subscribed
+        assert subscribed is not None
+        if not subscribed.done():
+            await asyncio.shield(subscribed)
+        if subscribed.exception() is not None:  # the database did not answer: try again next time
+            self._subscribed, self._loop = None, None
+            raise Unavailable("Cannot reach the database to follow serving states; try again in a moment.") \
+                from subscribed.exception()
 
     def _on_feed(self, changes: list[Change] | None) -> None:
         """The feed's thread: hand over to the loop (RuntimeError once the loop has closed)."""
