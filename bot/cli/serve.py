@@ -17,10 +17,16 @@ def cmd_serve(services: Services, args: argparse.Namespace) -> None:
     from bot.listeners.app import require_slack_settings
 
     mode = choose_mode(services.settings, http=args.http, socket=args.socket)
-    if slack_configured(services.settings, mode):
+    slack = slack_configured(services.settings, mode)
+    if slack:
         require_slack_settings(services, mode)  # one line naming the variable, before logging is set up
     configure_logging(services.settings, args.log_level)
-    serve(services, mode=mode, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    if args.workers > 1:
+        from bot.cli.workers import WorkerOptions, serve_workers
+
+        serve_workers(services, mode, args.host, args.port, args.workers, WorkerOptions(slack, args.log_level))
+    else:
+        serve(services, mode=mode, host=args.host, port=args.port)
 
 
 def workers(raw: str) -> int:

@@ -25,7 +25,7 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
 
-from bot.config.settings import ConfigError, Settings
+from bot.config.settings import Settings
 from bot.domain.errors import Unavailable
 from bot.listeners.app import Mode, build_app
 from bot.web.app import SLACK_EVENTS_PATH, create_web_app
@@ -116,18 +116,10 @@ def slack_configured(settings: Settings, mode: Mode) -> bool:
     return mode == "socket" or bool(settings.slack_bot_token or settings.slack_signing_secret)
 
 
-def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int = 3000, workers: int = 1,
-          log_level: str = "info") -> None:
-    """Block until SIGTERM/SIGINT. Missing Slack settings raise ConfigError before anything starts."""
-    slack = slack_configured(services.settings, mode)
-    if workers > 1:
-        if mode != "http":
-            raise ConfigError("--workers needs HTTP mode: add --http (Socket Mode runs one process).")
-        from bot.cli.workers import WorkerOptions, serve_workers
-
-        serve_workers(services, host, port, workers, WorkerOptions(slack=slack, log_level=log_level))
-        return
-    bolt_app = build_app(services, mode) if slack else None
+def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int = 3000) -> None:
+    """One process; blocks until SIGTERM/SIGINT. Missing Slack settings raise ConfigError
+    before anything starts. (`serve --workers N`: bot.cli.workers.)"""
+    bolt_app = build_app(services, mode) if slack_configured(services.settings, mode) else None
     if bolt_app is None:
         log.warning(API_ONLY_NOTE)
     stop = threading.Event()

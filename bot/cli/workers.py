@@ -75,8 +75,12 @@ def worker_app(options: WorkerOptions) -> Any:
     return app
 
 
-def serve_workers(services: Services, host: str, port: int, workers: int, options: WorkerOptions) -> None:
+def serve_workers(services: Services, mode: str, host: str, port: int, workers: int, options: WorkerOptions) -> None:
     """Block until SIGTERM/SIGINT; Unavailable when the port cannot be bound or a worker cannot start."""
+    from bot.config.settings import ConfigError
+
+    if mode != "http":
+        raise ConfigError("--workers needs HTTP mode: add --http (Socket Mode runs one process).")
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
