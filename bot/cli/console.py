@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -505,6 +506,10 @@ def main(services: Services, args: argparse.Namespace) -> int:
             names = ", ".join(created) if created else "already present"
             print(f"modelbot: demo registry in {services.settings.database_url} ({names})", file=sys.stderr)
         shell.read_line = piped_reader(sys.stdin, echo=sys.stdout, prompt=lambda: shell.prompt)
+    if interactive:
+        # A parent that ignores SIGINT (a CI runner, `nohup`, a background job of a script) hands the
+        # ignore down; a person at a terminal still expects Ctrl-C to drop the line, so take it back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if interactive:
             with readline_session(HISTORY_FILE, completer):

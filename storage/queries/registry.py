@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,12 +36,6 @@ def models_by_ids(session: Session, ids: Iterable[int]) -> dict[int, RegisteredM
     return {row.id: row for row in rows if row.id is not None}
 
 
-def models_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[RegisteredModel], int]:
-    total = session.exec(select(func.count()).select_from(RegisteredModel)).one()
-    rows = session.exec(
-        select(RegisteredModel).order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)
-    ).all()
-    return rows, total
 
 
 def version(session: Session, model_id: int, number: int) -> ModelVersion | None:
@@ -67,26 +63,14 @@ def latest_ready_version(session: Session, model_id: int) -> ModelVersion | None
     ).first()
 
 
-def versions_page(
-    session: Session, model_id: int, *, offset: int, limit: int
-) -> tuple[Sequence[ModelVersion], int]:
-    total = session.exec(
-        select(func.count()).select_from(ModelVersion).where(ModelVersion.model_id == model_id)
-    ).one()
+
+
+def models_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[RegisteredModel], int]:
+    total = session.exec(select(func.count()).select_from(RegisteredModel)).one()
     rows = session.exec(
-        select(ModelVersion)
-        .where(ModelVersion.model_id == model_id)
-        .order_by(col(ModelVersion.version).desc())
-        .offset(offset)
-        .limit(limit)
+        select(RegisteredModel).order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)
     ).all()
     return rows, total
-
-
-def deployment(session: Session, model_id: int, environment: str) -> Deployment | None:
-    return session.exec(
-        select(Deployment).where(Deployment.model_id == model_id, Deployment.environment == environment)
-    ).first()
 
 
 def deployments_for(session: Session, model_ids: Iterable[int]) -> list[Deployment]:
@@ -96,18 +80,14 @@ def deployments_for(session: Session, model_ids: Iterable[int]) -> list[Deployme
     return list(session.exec(select(Deployment).where(col(Deployment.model_id).in_(model_ids))).all())
 
 
-def audit_for_model(
-    session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
-) -> Sequence[AuditEvent]:
-    """Newest first; callers reverse for chronological display."""
-    query = select(AuditEvent).where(AuditEvent.model_id == model_id)
-    if environment is not None:
-        query = query.where(AuditEvent.environment == environment)
-    else:
-        query = query.where(col(AuditEvent.environment).is_not(None))
-    if before_id is not None:
-        query = query.where(col(AuditEvent.id) < before_id)
-    return session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)).all()
+def deployment(session: Session, model_id: int, environment: str) -> Deployment | None:
+    return session.exec(
+        select(Deployment).where(Deployment.model_id == model_id, Deployment.environment == environment)
+    ).first()
+
+
+
+
 
 
 def versions_that_served(session: Session, model_id: int, environment: str) -> list[int]:
@@ -423,14 +403,15 @@ def environment_state_row(session: Session, name: str, environment: str) -> sa.R
 
 
 _AUDIT_COLUMNS = tuple(_audit.c[c] for c in (
-    "id", "at", "actor", "environment", "action", "from_version", "to_version", "revision", "reason", "request_id"
+    "id", "at", "actor", "environment", "action", "from_version", "to_version", "revision", "reason", "request_id",
+    "weight",
 ))
 
 
 def audit_rows(
     session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
 ) -> Sequence[sa.Row[Any]]:
-    """`audit_for_model` as plain rows: newest first."""
+    """The model's audit rows (of one environment, or of all), newest first."""
     query = sa.select(*_AUDIT_COLUMNS).where(_audit.c.model_id == model_id)
     if environment is not None:
         query = query.where(_audit.c.environment == environment)
@@ -461,6 +442,85 @@ NEXT_VERSION_NUMBER = (
     .values(latest_version=_models.c.latest_version + 1)
     .returning(_models.c.id, _models.c.name, _models.c.latest_version)
 )
-INSERT_VERSION = sa.insert(_versions)
-INSERT_AUDIT = sa.insert(_audit)
-INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
+_INSERT_VERSION = sa.insert(_versions)
+_INSERT_AUDIT = sa.insert(_audit)
+_INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
+
+
+def next_version_number(session: Session, name: str) -> sa.Row[Any]:
+    """(model id, its name as stored, the next version number) of the model named `name` in any
+    case (it exists: the caller upserted it); the increment locks the model row until commit on
+    PostgreSQL."""
+    return session.connection().execute(NEXT_VERSION_NUMBER, {"b_key": name.lower()}).one()
+
+
+def insert_version(session: Session, values: dict[str, Any]) -> None:
+    session.connection().execute(_INSERT_VERSION, values)
+
+
+def insert_audit(session: Session, values: dict[str, Any]) -> None:
+    """Append one audit row (every column named)."""
+    session.connection().execute(_INSERT_AUDIT, values)
+
+
+def insert_audit_returning_id(session: Session, values: dict[str, Any]) -> int:
+    """`insert_audit`, for a caller that shows the row (its id)."""
+    return int(session.connection().execute(_INSERT_AUDIT_RETURNING_ID, values).scalar_one())
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(dialect: str) -> Any:
+    """The dialect's INSERT (it has `on_conflict_do_nothing`); imported on use, so a SQLite
+    process never loads the PostgreSQL dialect (and asyncio with it)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+# Statements built once per dialect: building and hashing a statement costs more than running it on SQLite.
+@functools.cache
+def _model_upsert(dialect: str) -> Any:
+    return (
+        _insert(dialect)(RegisteredModel)
+        .values(
+            name=sa.bindparam("name"), name_key=sa.bindparam("key"), created_at=sa.bindparam("now"),
+            latest_version=0, owner=sa.bindparam("owner"),
+        )
+        .on_conflict_do_nothing(index_elements=["name_key"])
+    )
+
+
+def upsert_model(session: Session, *, name: str, now: datetime, owner: str) -> None:
+    """Create the model unless one of that name (in any case) exists."""
+    session.execute(_model_upsert(_dialect(session)), {"name": name, "key": name.lower(), "now": now, "owner": owner})
+
+
+@functools.cache
+def _deployment_statements(dialect: str) -> tuple[Any, Any]:
+    upsert = (
+        _insert(dialect)(Deployment)
+        .values(
+            model_id=sa.bindparam("model_id"), environment=sa.bindparam("env"), canary_weight=0, revision=0,
+            updated_at=sa.bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["model_id", "environment"])
+    )
+    lock = select(Deployment).where(
+        Deployment.model_id == sa.bindparam("model_id"), Deployment.environment == sa.bindparam("env")
+    )
+    if dialect != "sqlite":  # SQLite's BEGIN IMMEDIATE already excludes other writers
+        lock = lock.with_for_update()
+    return upsert, lock.execution_options(populate_existing=True)
+
+
+def lock_deployment(session: Session, model_id: int, environment: str, *, now: datetime) -> Deployment:
+    """The deployment row of (model, environment), inserted if missing, locked for the transaction."""
+    upsert, lock = _deployment_statements(_dialect(session))
+    params = {"model_id": model_id, "env": environment}
+    session.execute(upsert, {**params, "now": now})
+    return session.exec(lock, params=params).one()

@@ -121,7 +121,7 @@ def test_the_tour_through_stdin(tmp_path: Path) -> None:
 def pty_shell(tmp_path: Path) -> pexpect.spawn:
     child = pexpect.spawn(sys.executable, ["-m", "bot.cli", "shell", "--demo"], cwd=str(tmp_path),
                           env=environment(NO_COLOR="1", TERM="xterm", HOME=str(tmp_path)), encoding="utf-8",
-                          timeout=300, dimensions=(50, 200))
+                          timeout=60, dimensions=(50, 200))
     yield child
     child.close(force=True)
 

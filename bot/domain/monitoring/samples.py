@@ -83,7 +83,7 @@ class Samples:
         for sample in batch:
             key = sample.model.lower()
             if key not in model_ids:
-                model_ids[key] = self.registry._model(session, sample.model).id  # type: ignore[assignment]
+                model_ids[key] = self.registry.model_row(session, sample.model).id  # type: ignore[assignment]
             names.key(sample.metric, "metric")
             value = names.metric_value(sample.metric, sample.value)
             env = names.environment(sample.environment, envs)
@@ -107,7 +107,7 @@ class Samples:
         """Record recomputed windows: what `source` recorded before for the same model, environment
         and timestamp under these metric names is removed first, in the caller's transaction."""
         for (model, env, at), metrics in _by_window(samples).items():
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             env = names.environment(env, self.registry.environments)
             q.delete_source_samples(session, source=source[:64], model_id=model_id,  # type: ignore[arg-type]
                                     environment=env, at=as_utc(at), metrics=metrics)
@@ -118,7 +118,7 @@ class Samples:
         """The pointer moves of one environment, oldest first."""
         env = names.environment(environment, self.registry.environments)
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             return _moves(session, {model_id}, [env]).get((model_id, env), [])  # type: ignore[arg-type]
 
     def history(self, model: str, environment: str) -> ServingHistory:
@@ -144,7 +144,7 @@ class Samples:
         """The newest value of every (metric, version)."""
         env = names.environment(environment, self.registry.environments)
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             rows = q.latest_by_series(session, model_id, env, before=before, versions=versions,  # type: ignore[arg-type]
                                       metrics=metrics)
         return {(metric, version): Point(as_utc(at), value, version) for metric, version, value, at in rows}
@@ -156,7 +156,7 @@ class Samples:
         """Count, mean and sum per (metric, version) in [start, end) (hourly rollups count as one point)."""
         env = names.environment(environment, self.registry.environments)
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             rows = q.series_stats(session, model_id, env, start, end, versions=versions,  # type: ignore[arg-type]
                                   metrics=metrics)
         return {(metric, version): Aggregate(metric, version, int(count), float(mean), float(total), as_utc(first),
@@ -171,7 +171,7 @@ class Samples:
         env = names.environment(environment, self.registry.environments)
         wanted = [version] if version is not None else versions
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             raw, rolled = q.points(session, model_id, env, metric, start, end, versions=wanted)  # type: ignore[arg-type]
         points = [Point(as_utc(at), value, v) for at, value, v in raw]
         older = [Point(as_utc(h), total / count, v) for h, total, count, v in rolled]

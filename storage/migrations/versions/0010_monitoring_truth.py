@@ -1,7 +1,7 @@
 """monitoring truth: prediction-log cursors on source_status, minimum label coverage on alert rules
 
-Revision ID: i13_monitoring_truth
-Revises: 0006_mlflow_sync
+Revision ID: 0010_monitoring_truth
+Revises: 0007_requests_moot_override
 Create Date: 2026-12-07 09:00:00.000000
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 
-revision = 'i13_monitoring_truth'
-down_revision = '0006_mlflow_sync'
+revision = '0010_monitoring_truth'
+down_revision = '0007_requests_moot_override'
 branch_labels = None
 depends_on = None
 
