@@ -15,8 +15,8 @@ from storage.db import Database
 
 if TYPE_CHECKING:
     from bot.domain.deployments import Deployments
-    from bot.domain.digest import FeedingSource
-    from bot.domain.status import StatusQuery
+    from bot.domain.monitoring.digest import FeedingSource
+    from bot.domain.monitoring.status import StatusQuery
     from storage.serving_feed import ServingFeed
 
 
@@ -50,8 +50,8 @@ class Services:
 
         Lives here, below every front end, so `modelbot status` reaches it without importing the
         Slack handlers; the source parser (and its HTTP client) is imported only when sources exist."""
-        from bot.domain import status
         from bot.domain.alerting.reads import firing_provider
+        from bot.domain.monitoring import status
 
         refs: list[status.SourceRef] = []
         if model and self.policy.sections.get("sources"):
@@ -65,8 +65,8 @@ class Services:
     def feeding_sources(self) -> list[FeedingSource]:
         """The configured metric sources as digests need them: a health reference plus the models they
         measure, so a digest can say which of its sources went quiet."""
-        from bot.domain import status
-        from bot.domain.digest import FeedingSource
+        from bot.domain.monitoring import status
+        from bot.domain.monitoring.digest import FeedingSource
 
         if not self.policy.sections.get("sources"):
             return []

@@ -329,6 +329,9 @@ class SourceStatus(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     last_error: str | None = Field(default=None)
     samples_last_pull: int = Field(default=0, nullable=False)
+    # a prediction log's read position (files: identity, size, offsets; SQL: watermark) and the
+    # windows it recorded, written with the samples it produced (bot.domain.monitoring.log_pull)
+    cursor: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
 
 
 class AlertRule(SQLModel, table=True):
@@ -364,6 +367,8 @@ class AlertRule(SQLModel, table=True):
     anomaly_k: float = Field(default=4.0, nullable=False)
     anomaly_window_seconds: int = Field(default=7 * 86400, nullable=False)
     failure_limit: int = Field(default=3, nullable=False)
+    # a rule on a label-based metric evaluates only windows with at least this share of labels
+    min_coverage: float | None = Field(default=None)
     enabled: bool = Field(default=True, nullable=False)
     origin: str = Field(max_length=16, nullable=False, default="slack")
     created_by: str = Field(nullable=False)

@@ -3,7 +3,7 @@
 Every pointer move appends exactly one audit row carrying the deployment's new revision
 (the registry's invariant), so that row is the signal, on both backends:
 
-* PostgreSQL: a trigger on the insert sends `NOTIFY modelbot_serving` (migration 0011_serving_notify),
+* PostgreSQL: a trigger on the insert sends `NOTIFY modelbot_serving` (migration 0009_serving_notify),
   delivered when the move commits, in commit order. One dedicated connection per process
   LISTENs; a held watch costs nothing until a notification arrives. When that connection is
   lost and comes back, changes may have been missed: subscribers hear `None` and forget

@@ -49,13 +49,14 @@ _ALIASES = {
     "no-data": "no-data", "nodata": "no-data", "no_data": "no-data",
     "keep-firing-for": "keep-firing-for", "keep_firing_for": "keep-firing-for",
     "failure-limit": "failure-limit", "failure_limit": "failure-limit",
+    "min-coverage": "min-coverage", "min_coverage": "min-coverage",
     "for": "for", "severity": "severity", "k": "k", "window": "window",
 }
 _LABELS = {"for_": "`for` duration", "keep_firing_for": "keep-firing-for duration", "no_data": "no-data policy",
-           "failure_limit": "failure limit", "anomaly_k": "k", "window": "window"}
+           "failure_limit": "failure limit", "anomaly_k": "k", "window": "window", "min_coverage": "min-coverage"}
 ADD_USAGE = "alert add MODEL[@ENV] METRIC OP THRESHOLD [for 5m] [severity critical] [#channel] [canary|both]"
 OPTIONS_HINT = ("options are: for 5m, severity warning|critical, #channel, stable|canary|both, no-data keep|alert|ok, "
-                "keep-firing-for 10m, failure-limit 3 (and k 4, window 7d for anomalous)")
+                "keep-firing-for 10m, failure-limit 3, min-coverage 50% (and k 4, window 7d for anomalous)")
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,8 @@ def _options(words: list[str], *, anomaly: bool) -> dict[str, object]:
             if not _ID.fullmatch(value) or not 1 <= int(value) <= 100:
                 raise UsageError(f"failure-limit is a whole number from 1 to 100, not '{preview(value)}'.")
             found.set("failure_limit", int(value), word)
+        elif key == "min-coverage":
+            found.set("min_coverage", value, word)
         elif key == "k":
             if not anomaly:
                 raise UsageError("k belongs to anomaly rules: `alert add MODEL METRIC anomalous k 4`.")
@@ -274,7 +277,8 @@ def _options(words: list[str], *, anomaly: bool) -> dict[str, object]:
     details="OP is &lt; &lt;= &gt; &gt;= == !=; THRESHOLD a number or previous-0.02 (against the previous version). "
     "Options: `for 5m` (pending until it held that long), `severity warning|critical`, `#channel`, "
     "`stable|canary|both` (what it watches; default stable), `no-data keep|alert|ok` (default keep: the "
-    "state stays and the card says no data), `keep-firing-for 10m`, `failure-limit 3` (failing canary "
+    "state stays and the card says no data), `keep-firing-for 10m`, `min-coverage 50%` (a quality rule judges "
+    "the newest window with at least that share of labels back), `failure-limit 3` (failing canary "
     "evaluations before a critical rule aborts the canary). Anomalies: `alert add churn latency_p95_ms "
     "anomalous k 4 window 7d`. ENV defaults to production. Deployers and admins may add and remove rules.",
     aliases=("rule",),

@@ -21,6 +21,7 @@
     no_data = "keep"                # keep (default) | alert | ok
     keep_firing_for = "10m"
     failure_limit = 3               # canary: consecutive failing evaluations before the abort
+    # min_coverage = "50%"          # quality metrics: judge the newest window with ≥ 50 % labels back
 
     [[alerts.rules]]                # an anomaly rule instead of a threshold
     model = "churn"
@@ -61,6 +62,7 @@ from bot.domain.alerting.rules import (
     TARGETS,
     AlertRules,
     RuleSpec,
+    parse_coverage,
     parse_duration,
     parse_threshold,
 )
@@ -74,7 +76,7 @@ log = logging.getLogger("modelbot.alerts")
 SETTINGS_KEYS = {"channel", "group_wait", "group_interval", "repeat_interval", "evaluation_interval", "charts",
                  "rules"}
 RULE_KEYS = {"name", "model", "environment", "metric", "op", "threshold", "anomalous", "k", "window", "for",
-             "severity", "channel", "target", "no_data", "keep_firing_for", "failure_limit"}
+             "severity", "channel", "target", "no_data", "keep_firing_for", "failure_limit", "min_coverage"}
 DEFAULT_ENVIRONMENT = "production"
 CONFIG_ACTOR = "modelbot.toml"
 MIN_EVALUATION_INTERVAL = timedelta(seconds=10)
@@ -205,10 +207,18 @@ def _rule(table: dict[str, Any], at: _At, environments: tuple[str, ...]) -> Rule
     name = _string(table, "name", at)
     if name is not None and (len(name) > 128 or "\n" in name):
         raise at.error("name must be one line of at most 128 characters.", "name")
+    coverage = table.get("min_coverage")
+    if coverage is not None:
+        coverage = str(coverage)
+        try:
+            parse_coverage(coverage, metric)
+        except InvalidInput as exc:
+            raise at.error(exc.message, "min_coverage") from None
     return RuleSpec(
         model=model, environment=environment, metric=metric, kind="anomaly" if anomalous else "threshold", op=op,
         threshold=threshold, for_=for_, keep_firing_for=keep, severity=severity, channel=channel, target=target,
         no_data=no_data, anomaly_k=float(k), anomaly_window=window, failure_limit=limit, name=name,
+        min_coverage=coverage,
     )
 
 
@@ -271,6 +281,7 @@ def fingerprint(spec: RuleSpec) -> tuple[Any, ...]:
         parse_duration(spec.keep_firing_for) if spec.keep_firing_for else 0,
         spec.severity, spec.channel, spec.target, spec.no_data, float(spec.anomaly_k),
         parse_duration(spec.anomaly_window), spec.failure_limit, spec.name,
+        parse_coverage(spec.min_coverage, spec.metric) if spec.min_coverage else None,
     )
 
 
@@ -278,7 +289,7 @@ def _row_fingerprint(row: AlertRule, model: str) -> tuple[Any, ...]:
     return (
         model.lower(), row.environment, row.metric, row.kind, row.op, row.baseline, row.threshold, row.for_seconds,
         row.keep_firing_for_seconds, row.severity, row.channel, row.target, row.no_data, float(row.anomaly_k),
-        row.anomaly_window_seconds, row.failure_limit, row.name,
+        row.anomaly_window_seconds, row.failure_limit, row.name, row.min_coverage,
     )
 
 

@@ -42,10 +42,14 @@ TYPE_KEYS: dict[str, set[str]] = {
     "json": {"url", "model", "environment", "metrics", "aggregate", "version_path"},
     "probe": {"model", "targets"},
     "prediction_log": {"path", "sql_url", "table", "model", "environment", "version", "features", "reference",
-                       "window", "columns", "chunk_rows", "drift_method", "positive_label"},
+                       "window", "columns", "chunk_rows", "drift_method", "positive_label", "task", "labels",
+                       "lateness", "label_horizon", "pushdown"},
 }
 AGGREGATES = ("mean", "min", "max", "sum", "last", "count")
-COLUMN_ROLES = ("timestamp", "prediction", "label", "score", "latency_ms", "model", "version", "env")
+COLUMN_ROLES = ("timestamp", "prediction", "label", "score", "latency_ms", "model", "version", "env", "id")
+LABEL_COLUMN_ROLES = ("id", "label", "timestamp")
+TASKS = ("classification", "regression")
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 DRIFT_METHODS = ("psi", "auto", "ks", "chisquare", "z", "wasserstein", "jensenshannon")
 PLACEHOLDERS = ("{model}", "{environment}", "{env}", "{version}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -107,6 +111,16 @@ class ProbeSource(SourceConfig):
     targets: tuple[tuple[str, str], ...]  # (environment, health URL)
 
 
+@dataclass(frozen=True)
+class LabelsConfig:
+    """Labels kept apart from the predictions: a file/glob or a table, joined by prediction id."""
+
+    path: str | None = None
+    sql_url: str | None = None
+    table: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PredictionLogSource(SourceConfig):
     model: str
@@ -122,6 +136,11 @@ class PredictionLogSource(SourceConfig):
     chunk_rows: int = 100_000
     drift_method: str = "psi"
     positive_label: Any = 1
+    task: str = "classification"
+    labels: LabelsConfig | None = None
+    lateness: timedelta = timedelta(0)
+    label_horizon: timedelta = timedelta(days=30)
+    pushdown: bool = True
 
 
 AnySource = PrometheusSource | JsonSource | ProbeSource | PredictionLogSource
@@ -304,8 +323,7 @@ def _prediction_log(
     if sql_url is not None:
         if not isinstance(sql_url, str) or "://" not in sql_url:
             raise at.error("sql_url must be a SQLAlchemy URL, like \"postgresql://host/db\".", "sql_url")
-        if not isinstance(sql_table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?",
-                                                              sql_table):
+        if not isinstance(sql_table, str) or not _TABLE_NAME.fullmatch(sql_table):
             raise at.error("table must name the table holding the predictions, like \"predictions\".", "table")
     elif sql_table is not None:
         raise at.error("table is only used with sql_url.", "table")
@@ -342,11 +360,45 @@ def _prediction_log(
     positive = table.get("positive_label", 1)
     if not isinstance(positive, (str, int)) or isinstance(positive, bool):
         raise at.error("positive_label must be a label value, like 1 or \"churned\".", "positive_label")
+    task = table.get("task", "classification")
+    if task not in TASKS:
+        raise at.error("task must be \"classification\" or \"regression\".", "task")
+    lateness = _duration(table, "lateness", at, "1s") if "lateness" in table else timedelta(0)
+    horizon = _duration(table, "label_horizon", at, "30d")
+    labels = _labels(table.get("labels"), at) if "labels" in table else None
+    pushdown = table.get("pushdown", True)
+    if not isinstance(pushdown, bool):
+        raise at.error("pushdown must be true (PostgreSQL computes the numbers) or false (modelbot reads the rows).",
+                       "pushdown")
     return PredictionLogSource(
         **common, model=model, path=path, sql_url=sql_url, table=sql_table, environment=env, version=version,
         features=features, reference=reference, window=window, columns=dict(columns), chunk_rows=chunk_rows,
-        drift_method=method, positive_label=positive,
+        drift_method=method, positive_label=positive, task=task, labels=labels, lateness=lateness,
+        label_horizon=horizon, pushdown=pushdown,
     )
+
+
+def _labels(raw: Any, at: _At) -> LabelsConfig:
+    """`labels = { path = "labels/*.csv" }` or `{ sql_url = "…", table = "labels" }`, optionally with
+    `columns = { id = "prediction_id", label = "y", timestamp = "labelled_at" }`."""
+    if not isinstance(raw, dict):
+        raise at.error("labels must be a table, like labels = { path = \"labels/*.csv\" }.", "labels")
+    unknown = set(raw) - {"path", "sql_url", "table", "columns"}
+    if unknown:
+        raise at.error(f"labels takes path, or sql_url and table, and columns; not {sorted(unknown)[0]}.", "labels")
+    path, sql_url, sql_table = raw.get("path"), raw.get("sql_url"), raw.get("table")
+    if (path is None) == (sql_url is None):
+        raise at.error("labels need either path = \"…\" or sql_url = \"…\" with table = \"…\".", "labels")
+    if path is not None and (not isinstance(path, str) or not path.strip()):
+        raise at.error("labels.path must be a file path or glob in quotes.", "labels")
+    if sql_url is not None and (not isinstance(sql_url, str) or "://" not in sql_url
+                                or not isinstance(sql_table, str) or not _TABLE_NAME.fullmatch(sql_table)):
+        raise at.error("labels.sql_url must be a SQLAlchemy URL and labels.table a table name.", "labels")
+    columns = raw.get("columns", {})
+    if not isinstance(columns, dict) or any(
+            role not in LABEL_COLUMN_ROLES or not isinstance(name, str) or not name for role, name in columns.items()):
+        raise at.error(f"labels.columns maps {', '.join(LABEL_COLUMN_ROLES)} to column names.", "labels")
+    return LabelsConfig(path=path, sql_url=sql_url, table=sql_table, columns=dict(columns))
 
 
 # ---- value checks -----------------------------------------------------------------------------

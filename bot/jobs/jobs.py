@@ -87,7 +87,7 @@ def send_digest(subscription_id: int, scheduled_for_iso: str | None = None) -> b
 
 def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
     from bot.blocks.digest_chart import render_png
-    from bot.domain import digest
+    from bot.domain.monitoring import digest
     from bot.domain.schedule import latest_fire, period_for
     from bot.domain.subscriptions import Subscriptions
     from bot.jobs.triggers import digest_grace_s, digest_lookback, digest_trigger
@@ -164,7 +164,7 @@ def expire_requests() -> int:
 
 def compact_samples() -> int:
     """Roll raw metric samples older than `[retention] raw` (default 30d) into hourly aggregates."""
-    from bot.domain.samples import Samples
+    from bot.domain.monitoring.samples import Samples
 
     services = current_services()
     try:
@@ -211,7 +211,7 @@ def alert_charts() -> int:
 
 
 def _sources(services: Services) -> tuple[Any, ...]:
-    """The `[[sources]]` of the policy file (validated at start-up by bot.sources.config)."""
+    """The `[[sources]]` of the policy file (validated at start-up by bot.config.sources)."""
     try:
         from bot.config.sources import configured_sources
     except ImportError:  # a build without metric sources

@@ -18,8 +18,8 @@ from typing import Any
 
 from bot.config.sources import JsonMetric, JsonSource
 from bot.domain.errors import InvalidInput
+from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
-from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, parse_version, serving_version
 from bot.sources.http import SourceError, get_json, make_session
 

@@ -23,8 +23,8 @@ import requests
 
 from bot.config.sources import PrometheusSource, PromQuery, fill
 from bot.domain.entities import EnvironmentState
+from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
-from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, parse_version, serving_version
 from bot.sources.http import SourceError, get_json, make_session
 

@@ -293,10 +293,25 @@ def test_psi_numeric_reference_deciles_hand_checked() -> None:
     ref = np.arange(100.0)
     cur = np.concatenate([np.arange(50.0), np.arange(50.0)])
     assert dr.quantile_edges(ref, 10) == pytest.approx([9.9, 19.8, 29.7, 39.6, 49.5, 59.4, 69.3, 79.2, 89.1])
-    assert psi(ref, cur) == pytest.approx(3.796997352, abs=1e-8)
-    assert psi(ref, ref) == 0.0
-    verdict = feature_drift(ref, cur, "x", config=DriftConfig(method="psi"))
+    assert psi(ref, cur, binning="quantile") == pytest.approx(3.796997352, abs=1e-8)
+    assert psi(ref, ref, binning="quantile") == 0.0
+    verdict = feature_drift(ref, cur, "x", config=DriftConfig(method="psi", psi_binning="quantile"))
     assert verdict.drifted and verdict.threshold == 0.1 and verdict.p_value is None
+
+
+def test_numeric_psi_defaults_to_evidently_sturges_bins_hand_checked() -> None:
+    # ref 0…99 and cur 0…49 twice: 200 values over [0, 99], Sturges: log2(200)+1 = 8.64 → 9 bins
+    # of width 11: ref has 11 per bin and 12 in the last (88…99: numpy closes the last bin),
+    # cur 22 in bins 1–4, 44…49 twice = 12 in bin 5, none above → ε = 1e-4 there.
+    ref = np.arange(100.0)
+    cur = np.concatenate([np.arange(50.0), np.arange(50.0)])
+    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), "sturges")
+    assert len(edges) == 10 and edges[1] == 11.0
+    r = np.array([11] * 8 + [12]) / 100
+    c = np.array([22, 22, 22, 22, 12, 0, 0, 0, 0]) / 100
+    c[c == 0] = 1e-4
+    assert psi(ref, cur) == pytest.approx(float(np.sum((r - c) * np.log(r / c))), abs=1e-12)
+    assert feature_drift(ref, cur, "x", config=DriftConfig(method="psi")).statistic == psi(ref, cur)
 
 
 def test_evidently_binning_is_sturges_over_both_samples() -> None:

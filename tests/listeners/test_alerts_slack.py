@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from bot.blocks import alerts as cards
 from bot.delivery.worker import DeliveryWorker
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.jobs.alerting import chart_pending, run_cycle
 from bot.listeners.app import build_app
 from bot.services import open_services

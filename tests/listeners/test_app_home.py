@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from bot.blocks import approvals as cards
 from bot.blocks import home as home_blocks
 from bot.delivery.worker import DeliveryWorker
-from bot.domain import status
 from bot.domain.home import HomeEnvironment, HomeModel, HomeModels
+from bot.domain.monitoring import status
 from bot.domain.registry import NewVersion
 from bot.handlers.home import HomeRefresher
 from bot.listeners.app import build_app
@@ -413,7 +413,7 @@ def test_a_view_over_the_size_budget_drops_models_and_more_continues_with_them(
 def test_health_badges_and_firing_alerts(tab: HomeTab) -> None:
     from bot.domain.alerting.engine import AlertEngine, AlertSettings
     from bot.domain.alerting.rules import AlertRules, RuleSpec
-    from bot.domain.samples import SampleIn, Samples
+    from bot.domain.monitoring.samples import SampleIn, Samples
 
     registry = tab.bot.registry
     for model in ("churn", "fraud", "quiet", "loud"):

@@ -26,8 +26,8 @@ from bot.blocks.registry import PAGE_ACTION
 from bot.cli import main as cli
 from bot.cli.serving import SafeOneLineFormatter, choose_mode, redact
 from bot.config.settings import Settings
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.services import open_services
 from bot.web.app import create_web_app
 from bot.web.server import ServerThread

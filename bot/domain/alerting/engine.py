@@ -22,6 +22,7 @@ from bot.domain.alerting import anomaly, notify
 from bot.domain.alerting.state import Observation, Rule, SeriesState, condition, step
 from bot.domain.entities import as_utc
 from bot.domain.errors import Conflict
+from bot.domain.monitoring.metric_names import COVERAGE
 from bot.domain.registry import Registry
 from storage.models import (
     AlertRule,
@@ -32,8 +33,11 @@ from storage.models import (
     ModelVersion,
     RegisteredModel,
 )
+from storage.queries import samples as samples_queries
 
 log = logging.getLogger("modelbot.alerts")
+COVERED_LOOKBACK = timedelta(days=30)
+"""How far back a rule with a minimum label coverage looks for a window with enough labels."""
 SYSTEM_ACTOR = "modelbot"
 
 
@@ -85,6 +89,7 @@ class RuleRow:
     anomaly_k: float
     anomaly_window_seconds: int
     failure_limit: int
+    min_coverage: float | None
 
 
 @dataclass(slots=True)
@@ -147,6 +152,7 @@ class AlertEngine:
                 col(Deployment.model_id).in_(list(models)))).all()}
             lookback = max(r.no_data_after_seconds for r in rules)
             latest = _latest_values(session, now, lookback)
+            covered = _covered_values(session, [r for r in rules if r.min_coverage is not None], now)
             registered = _registered_metrics(session, deployments.values())
             states = _load_states(session)
             touched: list[tuple[RuleRow, StateRow, str | None]] = []
@@ -154,7 +160,8 @@ class AlertEngine:
                 dep = deployments.get((rule.model_id, rule.environment))
                 for series in _series_of(rule, dep):
                     report.series += 1
-                    seen = self._observe(session, series, dep, latest, registered, now)
+                    seen = self._observe(session, series, dep, covered if rule.min_coverage is not None else latest,
+                                         registered, now)
                     row = states.get((rule.id, series.name))
                     if row is None:
                         row = StateRow(rule_id=rule.id, series=series.name, dirty=True)
@@ -260,6 +267,26 @@ def _latest_values(session: Session, now: datetime, lookback_seconds: int) -> di
         if current is None or at >= current[1]:
             latest[key] = (value, at)
     return latest
+
+
+def _covered_values(session: Session, rules: list[RuleRow], now: datetime) -> dict[tuple[Any, ...], tuple[float, datetime]]:
+    """For rules with a minimum label coverage: per (model, environment, metric, version) the value of
+    the newest window whose `label_coverage` sample (same version, same time) reaches the minimum —
+    labels arrive late, so the newest window is often not the one to judge yet."""
+    out: dict[tuple[Any, ...], tuple[float, datetime]] = {}
+    for rule in rules:
+        rows = samples_queries.values_between(session, rule.model_id, rule.environment, [rule.metric, COVERAGE],
+                                               now - COVERED_LOOKBACK, now + timedelta(microseconds=1))
+        coverage = {(v, as_utc(at)): value for metric, v, at, value in rows if metric == COVERAGE}
+        for metric, version, at, value in rows:
+            at = as_utc(at)
+            share = coverage.get((version, at))
+            if metric != rule.metric or share is None or share < (rule.min_coverage or 0.0):
+                continue
+            key = (rule.model_id, rule.environment, rule.metric, version)
+            if key not in out or at >= out[key][1]:
+                out[key] = (value, at)
+    return out
 
 
 def _pick(

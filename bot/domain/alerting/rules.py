@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from bot.domain import names
 from bot.domain.entities import as_utc, iso
 from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.monitoring.metric_names import COVERAGE, is_label_based
 from bot.domain.registry import Registry
 from storage.models import AlertRule, AlertState, RegisteredModel
 
@@ -54,6 +55,22 @@ def parse_threshold(text: str) -> tuple[str, float]:
     return "constant", value
 
 
+def parse_coverage(text: str, metric: str) -> float:
+    """`50%` or `0.5` → 0.5: the share of a window's predictions whose labels must be back before a
+    rule on a quality metric judges that window. Only quality metrics have labels to wait for."""
+    if not is_label_based(metric) or metric == COVERAGE:
+        raise InvalidInput(f"min-coverage applies to quality metrics (accuracy, f1, roc_auc, rmse, …), not "
+                           f"{names.preview(metric)}.")
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise InvalidInput(f"'{names.preview(text)}' is not a coverage: write a share of labels like 50% or 0.5.")
+    return value
+
+
 def parse_channel(text: str) -> str:
     match = _CHANNEL.match(text.strip())
     if not match:
@@ -82,6 +99,7 @@ class RuleSpec:
     anomaly_window: str = "7d"
     failure_limit: int = 3
     name: str | None = None
+    min_coverage: str | None = None  # "50%": a rule on a quality metric waits for this share of labels
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,7 @@ class RuleView:
     created_by: str
     created_at: datetime
     origin: str
+    min_coverage: float | None = None
 
     def describe(self) -> str:
         if self.kind == "anomaly":
@@ -116,6 +135,8 @@ class RuleView:
         else:
             what = f"{self.metric} {self.op} {self.threshold:g}"
         extra = f" for {_human(self.for_seconds)}" if self.for_seconds else ""
+        if self.min_coverage is not None:
+            extra += f" (windows with ≥ {self.min_coverage * 100:g}% labels)"
         return f"{what}{extra}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +147,7 @@ class RuleView:
             "severity": self.severity, "channel": self.channel, "target": self.target, "no_data": self.no_data,
             "anomaly_k": self.anomaly_k, "anomaly_window_seconds": self.anomaly_window_seconds,
             "failure_limit": self.failure_limit, "created_by": self.created_by, "created_at": iso(self.created_at),
-            "origin": self.origin, "description": self.describe(),
+            "origin": self.origin, "min_coverage": self.min_coverage, "description": self.describe(),
         }
 
 
@@ -167,6 +188,7 @@ class AlertRules:
             raise InvalidInput("An anomaly window shorter than 1h has no baseline to speak of: use for example 7d.")
         if not 1 <= spec.failure_limit <= 100:
             raise InvalidInput("failure-limit must be between 1 and 100.")
+        coverage = parse_coverage(spec.min_coverage, spec.metric) if spec.min_coverage else None
         if self.known_metrics is not None and spec.metric not in self.known_metrics:
             raise InvalidInput(f"No source reports a metric named {names.preview(spec.metric)}: known metrics are "
                                f"{', '.join(sorted(self.known_metrics)[:20])}.")
@@ -181,7 +203,7 @@ class AlertRules:
                 threshold=threshold, baseline=baseline, for_seconds=for_seconds, keep_firing_for_seconds=keep,
                 severity=spec.severity, channel=channel, target=spec.target, no_data=spec.no_data,
                 anomaly_k=spec.anomaly_k, anomaly_window_seconds=window, failure_limit=spec.failure_limit,
-                origin=origin, created_by=actor, created_at=now,
+                origin=origin, created_by=actor, created_at=now, min_coverage=coverage,
             )
             session.add(row)
             session.flush()
@@ -227,6 +249,7 @@ def _view(row: AlertRule, model: str) -> RuleView:
         target=row.target, no_data=row.no_data, anomaly_k=row.anomaly_k,
         anomaly_window_seconds=row.anomaly_window_seconds, failure_limit=row.failure_limit,
         created_by=row.created_by, created_at=as_utc(row.created_at), origin=row.origin,
+        min_coverage=row.min_coverage,
     )
 
 

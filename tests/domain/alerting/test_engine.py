@@ -13,8 +13,8 @@ from bot.domain.alerting.actions import AlertActions
 from bot.domain.alerting.engine import AlertEngine, AlertSettings
 from bot.domain.alerting.rules import AlertRules, RuleSpec
 from bot.domain.errors import InvalidInput
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion, Registry
-from bot.domain.samples import SampleIn, Samples
 from storage.models import AlertRule, OutboxMessage
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

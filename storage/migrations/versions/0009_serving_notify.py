@@ -1,7 +1,7 @@
 """serving notify: PostgreSQL tells listeners when a serving state changes
 
-Revision ID: 0011_serving_notify
-Revises: 0007_requests_moot_override
+Revision ID: 0009_serving_notify
+Revises: 0008_monitoring_truth
 Create Date: 2026-12-07 06:00:00.000000
 
 Every pointer move appends exactly one audit row carrying the deployment's new revision
@@ -13,8 +13,8 @@ rows instead, so nothing changes there.
 """
 from alembic import op
 
-revision = '0011_serving_notify'
-down_revision = '0007_requests_moot_override'
+revision = '0009_serving_notify'
+down_revision = '0008_monitoring_truth'
 branch_labels = None
 depends_on = None
 
