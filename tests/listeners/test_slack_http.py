@@ -358,7 +358,8 @@ def test_serve_picks_socket_mode_only_with_an_app_token() -> None:
 
 @pytest.mark.parametrize(
     ("env", "argv", "named"),
-    [({}, ["serve", "--http"], "SLACK_BOT_TOKEN"),
+    # no Slack setting at all with --http is the REST API alone (tests/web/test_serving_replicas.py)
+    [({"SLACK_SIGNING_SECRET": "s3cret"}, ["serve", "--http"], "SLACK_BOT_TOKEN"),
      ({"SLACK_BOT_TOKEN": "xoxb-1"}, ["serve", "--http"], "SLACK_SIGNING_SECRET"),
      ({"SLACK_BOT_TOKEN": "xoxb-1"}, ["serve"], "SLACK_SIGNING_SECRET"),
      ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret"}, ["serve", "--socket"], "SLACK_APP_TOKEN"),
