@@ -140,7 +140,7 @@ class AuditEvent(SQLModel, table=True):
 
 
 class ChangeRequest(SQLModel, table=True):
-    """A request to move a pointer that needs approvals (promotion, rollback, canary promotion).
+    """A change that needs approvals: a promotion, a rollback, a canary's start or its promotion.
 
     A partial unique index allows one pending request per (model, environment): a newer
     request supersedes the older one in the same transaction.
@@ -159,7 +159,7 @@ class ChangeRequest(SQLModel, table=True):
             name="fk_change_requests_version",
         ),
         sa.CheckConstraint(
-            "status in ('pending', 'approved', 'rejected', 'expired', 'superseded', 'cancelled')",
+            "status in ('pending', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'moot')",
             name="ck_change_requests_status",
         ),
     )
@@ -178,8 +178,12 @@ class ChangeRequest(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     decided_by: str | None = Field(default=None)
     decision_reason: str | None = Field(default=None)
+    # an admin's gate override belongs to the request: recorded once (who, why, when)
     override_by: str | None = Field(default=None)
     override_reason: str | None = Field(default=None)
+    override_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # the traffic weight a canary starts at (kind canary_start)
+    weight: int | None = Field(default=None)
     superseded_by: int | None = Field(default=None)
     # the version serving when the request was made, and the gate results then
     from_version: int | None = Field(default=None)

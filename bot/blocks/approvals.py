@@ -50,6 +50,7 @@ ROLLBACK_ACTION = "modelbot_rollback"
 CANARY_STEP_ACTION = "modelbot_canary_step"
 CANARY_PROMOTE_ACTION = "modelbot_canary_promote"
 CANARY_ABORT_ACTION = "modelbot_canary_abort"
+PROMOTE_ABORTING_CANARY_ACTION = "modelbot_promote_abort_canary"
 REJECT_VIEW = "modelbot_reject_modal"
 OVERRIDE_VIEW = "modelbot_override_modal"
 REASON_BLOCK = "reason"
@@ -57,9 +58,11 @@ REASON_INPUT = "reason_input"
 # Long enough for a real explanation; the button value / private_metadata limits are far away.
 MODAL_REASON_MAX = 1000
 
-KIND_TITLES = {"promote": "Promotion", "rollback": "Rollback", "canary_promote": "Canary promotion"}
+KIND_TITLES = {"promote": "Promotion", "rollback": "Rollback", "canary_promote": "Canary promotion",
+               "canary_start": "Canary start"}
 STATUS_ICONS = {"pending": ":hourglass_flowing_sand:", "approved": ":white_check_mark:", "rejected": ":no_entry:",
-                "expired": ":hourglass:", "superseded": ":arrow_right:", "cancelled": ":x:"}
+                "expired": ":hourglass:", "superseded": ":arrow_right:", "cancelled": ":x:",
+                "moot": ":heavy_minus_sign:"}
 ARROWS = {"better": "▲", "worse": "▼", "same": "=", None: " "}
 MAX_LISTED_PARAMS = 15
 MAX_LISTED_REQUESTS = 20
@@ -107,8 +110,16 @@ def _people(entries: Iterable[Sequence[Any]]) -> str:
 
 
 def _subject(r: Mapping[str, Any]) -> str:
-    """`churn v7 → production` (escaped)."""
-    return f"{escape(r['model'])} v{r['version']} → {escape(r['environment'])}"
+    """`churn v7 → production` (escaped); a canary start says its weight."""
+    weight = f" at {r['weight']} %" if r.get("kind") == "canary_start" and r.get("weight") else ""
+    return f"{escape(r['model'])} v{r['version']} → {escape(r['environment'])}{weight}"
+
+
+def _title(r: Mapping[str, Any]) -> str:
+    """`Promotion request #12: churn v7 → production` (plain text, for headers and fallbacks)."""
+    weight = f" at {r['weight']} %" if r.get("kind") == "canary_start" and r.get("weight") else ""
+    return (f"{KIND_TITLES.get(r['kind'], 'Change')} request #{r['id']}: {r['model']} v{r['version']} → "
+            f"{r['environment']}{weight}")
 
 
 # ---- approval card ----------------------------------------------------------------------------
@@ -119,8 +130,7 @@ def approval_card(data: Mapping[str, Any]) -> Message:
     """The card in the approval channel; re-rendered in place on every vote and decision."""
     r = data["request"]
     versions = data.get("versions") or {}
-    title = f"{KIND_TITLES.get(r['kind'], 'Change')} request #{r['id']}: {r['model']} v{r['version']} → {r['environment']}"
-    blocks: list[Block] = [header(title)]
+    blocks: list[Block] = [header(_title(r))]
     banner = _status_banner(r)
     if banner:
         blocks.append(section(banner))
@@ -142,8 +152,7 @@ def approval_card(data: Mapping[str, Any]) -> Message:
     if r["status"] == "pending":
         blocks.append(_card_buttons(r))
     approvals = len(r.get("approvals") or ())
-    text = (f"{KIND_TITLES.get(r['kind'], 'Change')} request #{r['id']}: {r['model']} v{r['version']} → "
-            f"{r['environment']} by {r['requester']} — {r['status']} ({approvals} of {r['approvals_needed']} approvals)")
+    text = f"{_title(r)} by {r['requester']} — {r['status']} ({approvals} of {r['approvals_needed']} approvals)"
     return Message.build(text, blocks)
 
 
@@ -154,11 +163,12 @@ def _status_banner(r: Mapping[str, Any]) -> str | None:
     if status == "pending":
         return None
     if status == "approved":
-        text = f"{icon} *Approved* {at} — {escape(r['model'])} v{r['version']} serves {escape(r['environment'])}."
-        if r.get("override_by"):
-            text += (f"\n:warning: Gate overridden by {who(r['override_by'])}: "
-                     f"{escape(r.get('override_reason') or '')}")
-        return text
+        if r["kind"] == "canary_start":
+            text = (f"{icon} *Approved* {at} — a canary of {escape(r['model'])} v{r['version']} takes "
+                    f"{r.get('weight')} % of {escape(r['environment'])}.")
+        else:
+            text = f"{icon} *Approved* {at} — {escape(r['model'])} v{r['version']} serves {escape(r['environment'])}."
+        return text + _override_note(r)
     if status == "rejected":
         return (f"{icon} *Rejected* by {who(r.get('decided_by'))} {at}: {escape(r.get('decision_reason') or '')}\n"
                 "Nothing changed.")
@@ -169,8 +179,19 @@ def _status_banner(r: Mapping[str, Any]) -> str | None:
         newer = f"request #{r['superseded_by']}" if r.get("superseded_by") else "a newer request"
         return f"{icon} *Superseded* by {newer} {at}; this one can no longer be approved."
     if status == "cancelled":
-        return f"{icon} *Cancelled* by {who(r.get('decided_by'))} {at}; nothing changed."
+        why = f": {escape(r['decision_reason'])}" if r.get("decision_reason") else ""
+        return f"{icon} *Cancelled* by {who(r.get('decided_by'))} {at}{why}; nothing changed."
+    if status == "moot":
+        return (f"{icon} *Moot* {at}: {escape(r.get('decision_reason') or 'nothing left to change')}; there is "
+                "nothing to approve.")
     return f"*{escape(status)}* {at}"
+
+
+def _override_note(r: Mapping[str, Any]) -> str:
+    if not r.get("override_by"):
+        return ""
+    return (f"\n:warning: Gate overridden by {who(r['override_by'])} ({when(r.get('override_at'))}): "
+            f"{escape(r.get('override_reason') or '')}")
 
 
 def _comparison_blocks(r: Mapping[str, Any], versions: Mapping[str, Any]) -> list[Block]:
@@ -238,6 +259,8 @@ def _votes_text(r: Mapping[str, Any]) -> str:
     text = f"*Approvals* {len(approvals)} of {r['approvals_needed']}"
     if approvals:
         text += ": " + _people((a["by"], a["at"]) for a in approvals)
+    if r["status"] == "pending":
+        text += _override_note(r)
     for rejection in r.get("rejections") or []:
         text += f"\n*Rejected* by {who(rejection['by'])} ({when(rejection['at'])}): {escape(rejection.get('reason') or '')}"
     return text
@@ -251,7 +274,7 @@ def _card_buttons(r: Mapping[str, Any]) -> Block:
             f"{_subject(r)}. Your approval is recorded under your name.", "Approve")),
         button("Reject", REJECT_ACTION, value, style="danger"),
     ]
-    if any(not g.get("passed") for g in r.get("gates") or ()):
+    if any(not g.get("passed") for g in r.get("gates") or ()) and not r.get("override_by"):
         elements.append(button("Override gate (admin)", OVERRIDE_ACTION, value))
     return actions(*elements, block_id=f"request_{r['id']}")
 
@@ -282,13 +305,14 @@ def request_outcome(data: Mapping[str, Any]) -> Message:
             text = f":rewind: {model} {env} rolled back to v{version} (was {was})."
         elif r["kind"] == "canary_promote":
             text = f":white_check_mark: Canary {model} v{version} promoted: it now serves {env} at 100 % (was {was})."
+        elif r["kind"] == "canary_start":
+            text = f":hatching_chick: A canary of {model} v{version} takes {r.get('weight')} % of {env} beside {was}."
         else:
             text = f":white_check_mark: {model} v{version} now serves {env} (was {was})."
         approvers = [a["by"] for a in r.get("approvals") or ()]
         if approvers:
             text += " Approved by " + ", ".join(who(a) for a in approvers) + "."
-        if r.get("override_by"):
-            text += f"\n:warning: Gate overridden by {who(r['override_by'])}: {escape(r.get('override_reason') or '')}"
+        text += _override_note(r)
     elif status == "rejected":
         text = (f":no_entry: {who(r.get('decided_by'))} rejected {model} v{version} for {env}: "
                 f"{escape(r.get('decision_reason') or '')}\nNothing changed; {env} still serves {was}.")
@@ -392,9 +416,28 @@ def request_opened(view: RequestView, channel: str | None) -> Message:
             f"{view.approvals_needed} approval(s). The card goes to {where}; it expires {when(view.expires_at)}.")
     if not view.gates_pass:
         failing = [g for g in view.gates if not g["passed"]]
-        text += "\n:warning: A gate fails, so it cannot be approved as is:\n" + "\n".join(_gate_line(g) for g in failing)
+        lines = "\n".join(_gate_line(g) for g in failing)
+        if view.override_by:
+            text += f"\n:warning: A gate fails, overridden by {who(view.override_by)}:\n{lines}"
+        else:
+            text += f"\n:warning: A gate fails, so it cannot be approved as is:\n{lines}"
     return Message.build(f"Request #{view.id} opened for {view.model} v{view.version} → {view.environment}",
                          [section(text)])
+
+
+def canary_running(message: str, value: Mapping[str, Any] | None) -> Message:
+    """A promotion refused because a canary runs, with the way out as a button: abort the
+    canary, then promote (both recorded). `value` None: no button (the reason is too long to
+    carry in one), the sentence alone."""
+    blocks: list[Block] = [section(f":warning: {escape(message)}")]
+    if value is not None:
+        blocks.append(actions(button(
+            "Abort the canary and promote", PROMOTE_ABORTING_CANARY_ACTION, _value(value), style="danger",
+            confirm=confirm("Abort the canary?", f"The canary v{value['c']} stops taking traffic, then "
+                            f"{escape(value['m'])} v{value['v']} is promoted to {escape(value['e'])} under its "
+                            "approval policy.", "Abort and promote", danger=True),
+        ), block_id="promote_abort_canary"))
+    return Message.build(escape(message), blocks)
 
 
 def moved(move: PointerMove) -> Message:
@@ -429,7 +472,10 @@ def vote_result(outcome: VoteOutcome) -> Message:
     """The clicker's private note; the card itself is updated by the outbox (one writer)."""
     r = outcome.request
     if outcome.result == "approved":
-        if r.kind == "rollback":
+        if r.kind == "canary_start":
+            text = (f":hatching_chick: Approved: a canary of {escape(r.model)} v{r.version} takes {r.weight} % of "
+                    f"{escape(r.environment)}.")
+        elif r.kind == "rollback":
             text = f":rewind: Approved: {escape(r.model)} {escape(r.environment)} rolled back to v{r.version}."
         else:
             text = (f":white_check_mark: Approved: {escape(r.model)} v{r.version} now serves {escape(r.environment)}"

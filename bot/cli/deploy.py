@@ -1,4 +1,4 @@
-"""`modelbot promote|rollback|request-promotion|requests|approve|reject|canary…`: deployments for CI/CD.
+"""`modelbot promote|rollback|request-promotion|requests|approve|reject|cancel|canary…`: deployments for CI/CD.
 
 Same rules as the Slack buttons: the domain decides; these print. `request-promotion` prints
 the request id alone, so a pipeline can `ID=$(modelbot request-promotion …)`.
@@ -19,20 +19,27 @@ if TYPE_CHECKING:
 
 def cmd_promote(services: Services, args: argparse.Namespace) -> None:
     """Obeys the environment's approval policy: moves at once, or opens a request."""
-    outcome = services.deployments.request_promotion(
-        args.model, args.ref, args.env, requester=args.actor, reason=args.reason
+    slack_groups(services)
+    _print_outcome(args, _request_promotion(services, args))
+
+
+def _request_promotion(services: Services, args: argparse.Namespace) -> Any:
+    return services.deployments.request_promotion(
+        args.model, args.ref, args.env, requester=args.actor, reason=args.reason,
+        override_reason=args.override_reason, abort_canary=args.abort_canary,
     )
-    _print_outcome(args, outcome)
 
 
 def cmd_rollback(services: Services, args: argparse.Namespace) -> None:
+    slack_groups(services)
     outcome = services.deployments.rollback(args.model, args.env, actor=args.actor, to=args.to, reason=args.reason)
     _print_outcome(args, outcome)
 
 
 def _print_outcome(args: argparse.Namespace, outcome: Any) -> None:
-    if outcome.move is not None:
-        move = outcome.move
+    """A move, or the request that now waits for approvals (a RequestOutcome or CanaryOutcome)."""
+    move = getattr(outcome, "move", None)
+    if move is not None:
         before = f"v{move.audit.from_version}" if move.audit.from_version else "nothing"
         verb = "rolled back" if move.audit.action == "rollback" else "promoted"
         emit(args, {"state": move.state.to_dict(), "audit": move.audit.to_dict(), "request": None},
@@ -44,10 +51,19 @@ def _print_outcome(args: argparse.Namespace, outcome: Any) -> None:
           f"{request.approvals_needed} approval(s); it expires {request.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
+def cmd_cancel(services: Services, args: argparse.Namespace) -> None:
+    slack_groups(services)
+    view = services.deployments.cancel(args.request, args.actor, reason=args.reason)
+    emit(args, {"request": view.to_dict()}, lambda: f"request {view.id} {view.status}")
+
+
 def cmd_request_promotion(services: Services, args: argparse.Namespace) -> None:
     slack_groups(services)
-    outcome = services.deployments.request_promotion(args.model, args.ref, args.env, requester=args.actor,
-                                                     reason=args.reason)
+    _print_request_id_or_outcome(args, _request_promotion(services, args))
+
+
+def _print_request_id_or_outcome(args: argparse.Namespace, outcome: Any) -> None:
+    """A pipeline's `ID=$(modelbot …)` gets the request id alone."""
     if outcome.request is not None and not args.json:
         print(outcome.request.id)
         return
@@ -96,24 +112,26 @@ def _print_vote(args: argparse.Namespace, outcome: Any) -> None:
 
 
 def cmd_canary(services: Services, args: argparse.Namespace) -> None:
-    state = services.deployments.set_canary(args.model, args.ref, args.env, args.percent, actor=args.actor,
-                                            reason=args.reason)
-    _print_canary(args, state)
+    """Starts a canary (through `canary_approvals` where the policy asks: prints the request id then)."""
+    slack_groups(services)
+    outcome = services.deployments.set_canary(args.model, args.ref, args.env, args.percent, actor=args.actor,
+                                              reason=args.reason, override_reason=args.override_reason)
+    if outcome.request is not None:
+        _print_request_id_or_outcome(args, outcome)
+        return
+    _print_canary(args, outcome.state)
 
 
 def cmd_canary_abort(services: Services, args: argparse.Namespace) -> None:
+    slack_groups(services)
     _print_canary(args, services.deployments.abort_canary(args.model, args.env, actor=args.actor, reason=args.reason))
 
 
 def cmd_canary_promote(services: Services, args: argparse.Namespace) -> None:
     """100 % is a promotion of the running canary, through the approval policy."""
     slack_groups(services)
-    outcome = services.deployments.request_promotion(args.model, "latest", args.env, requester=args.actor,
-                                                     reason=args.reason, kind="canary_promote")
-    if outcome.request is not None and not args.json:
-        print(outcome.request.id)
-        return
-    _print_outcome(args, outcome)
+    outcome = services.deployments.promote_canary(args.model, args.env, actor=args.actor, reason=args.reason)
+    _print_request_id_or_outcome(args, outcome)
 
 
 def _print_canary(args: argparse.Namespace, state: Any) -> None:
@@ -128,11 +146,7 @@ def _print_canary(args: argparse.Namespace, state: Any) -> None:
 
 def add_commands(command: AddCommand, sub: Any) -> None:
     p = command("promote", cmd_promote, "make a version the stable one of an environment")
-    p.add_argument("model")
-    p.add_argument("ref")
-    p.add_argument("env")
-    p.add_argument("--actor", required=True, metavar="NAME")
-    p.add_argument("--reason", metavar="TEXT")
+    _promotion_arguments(p)
 
     p = command("rollback", cmd_rollback, "put the previous stable version (or --to REF) back")
     p.add_argument("model")
@@ -144,11 +158,7 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     p = command("request-promotion", cmd_request_promotion,
                 "ask for a promotion under the approval policy (prints the request id; moves at once when "
                 "the environment needs no approvals)")
-    p.add_argument("model")
-    p.add_argument("ref")
-    p.add_argument("env")
-    p.add_argument("--actor", required=True, metavar="NAME")
-    p.add_argument("--reason", metavar="TEXT")
+    _promotion_arguments(p)
 
     p = command("requests", cmd_requests, "promotion requests, newest first")
     p.add_argument("--pending", action="store_true", help="only those still waiting for approvals")
@@ -165,6 +175,11 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     p.add_argument("--actor", required=True, metavar="NAME")
     p.add_argument("--reason", required=True, metavar="TEXT", help="the requester reads this")
 
+    p = command("cancel", cmd_cancel, "withdraw a pending request (its requester, or an admin)")
+    p.add_argument("request", metavar="REQUEST")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+
     p = command("canary", cmd_canary, "start a canary beside the stable version, or move its weight (1–99 %%)")
     p.add_argument("model")
     p.add_argument("ref")
@@ -172,6 +187,7 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     p.add_argument("percent")
     p.add_argument("--actor", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--override-reason", metavar="TEXT", help="admins: why a failing gate may be overridden")
 
     p = command("canary-abort", cmd_canary_abort, "stop the canary: weight 0, the stable version takes all traffic")
     p.add_argument("model")
@@ -185,3 +201,14 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     p.add_argument("env")
     p.add_argument("--actor", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
+
+
+def _promotion_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("ref")
+    p.add_argument("env")
+    p.add_argument("--actor", required=True, metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--abort-canary", action="store_true",
+                   help="abort a canary running in ENV first (otherwise the promotion is refused)")
+    p.add_argument("--override-reason", metavar="TEXT", help="admins: why a failing gate may be overridden")

@@ -4,7 +4,7 @@ Registered on the shared grammar with `@command`, so `help` lists these commands
 front end (Slack, shell, tests) parses them the same way. The grammar only checks shapes;
 which environments exist and who may do what is the domain's business.
 
-    promote MODEL REF [to] ENV [reason…]
+    promote MODEL REF [to] ENV [abort-canary] [reason…]
     rollback MODEL [ENV] [to REF] [reason…]      ENV defaults to production
     canary MODEL REF ENV PERCENT                 start a canary, or move it (same REF)
     canary MODEL ENV PERCENT                     move the running canary
@@ -12,7 +12,7 @@ which environments exist and who may do what is the domain's business.
     requests [MODEL]
     approve REQUEST [override REASON…]
     reject REQUEST REASON…
-    cancel REQUEST
+    cancel REQUEST [reason…]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SPECS: list[CommandSpec] = []
 
 DEFAULT_ROLLBACK_ENV = "production"
 CANARY_ACTIONS = ("abort", "promote")
+ABORT_CANARY = "abort-canary"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Promote(Command):
     ref: str
     environment: str
     reason: str | None = None
+    abort_canary: bool = False
 
     @property
     def name(self) -> str:
@@ -113,6 +115,7 @@ class Reject(Command):
 @dataclass(frozen=True)
 class Cancel(Command):
     request: str
+    reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -132,9 +135,11 @@ def _request_id(token: str) -> str:
 
 @command(
     SPECS,
-    "promote", "promote MODEL REF [to] ENV [reason…]", "promote a version (asks for approvals where the policy says so)",
+    "promote", "promote MODEL REF [to] ENV [abort-canary] [reason…]",
+    "promote a version (asks for approvals where the policy says so)",
     details="Environments with approvals get an approval card with Approve/Reject buttons in their approval "
-    "channel; the others move at once. Example: `/model promote churn 7 to production better recall`.",
+    "channel; the others move at once. A running canary in ENV is never dropped silently: the promotion is "
+    "refused unless you add `abort-canary`. Example: `/model promote churn 7 to production better recall`.",
 )
 def _parse_promote(args: list[str]) -> Command:
     expect(args, 3, None, "model, version and environment, for example `promote churn 7 production`")
@@ -144,7 +149,9 @@ def _parse_promote(args: list[str]) -> Command:
         rest = rest[1:]
         if not rest:
             raise UsageError("Missing the environment after 'to'.")
-    return Promote(model, ref, env_token(rest[0]), _reason(rest[1:]))
+    env, rest = env_token(rest[0]), rest[1:]
+    abort_canary = bool(rest) and rest[0].lower() == ABORT_CANARY
+    return Promote(model, ref, env, _reason(rest[1:] if abort_canary else rest), abort_canary)
 
 
 @command(
@@ -221,7 +228,7 @@ def _parse_reject(args: list[str]) -> Command:
     return Reject(request, " ".join(args[1:]))
 
 
-@command(SPECS, "cancel", "cancel REQUEST", "withdraw your own pending request")
+@command(SPECS, "cancel", "cancel REQUEST [reason…]", "withdraw your own pending request (admins: anyone's)")
 def _parse_cancel(args: list[str]) -> Command:
-    expect(args, 1, 1, "the request id, for example `cancel 42`")
-    return Cancel(_request_id(args[0]))
+    expect(args, 1, None, "the request id, for example `cancel 42`")
+    return Cancel(_request_id(args[0]), _reason(args[1:]))

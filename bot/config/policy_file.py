@@ -27,7 +27,9 @@ TOP_KEYS = {"roles", "environments", "webhooks", "metrics", "announce_channel", 
 # Parsed by the features that own them (bot/sources, bot/jobs, alerting), with `PolicyFile.error`.
 FEATURE_SECTIONS = {"monitoring", "alerts", "sources", "retention", "subscriptions", "drift", "api"}
 ENV_KEYS = {"approvals", "approvers", "allow_self_approval", "approval_channel", "expires_after", "requires", "gates",
-            "rollback_approvals", "canary_steps"}
+            "rollback_approvals", "canary_approvals", "canary_steps"}
+# the keys that ask for approvals, each of which must be possible to meet
+APPROVAL_KEYS = ("approvals", "rollback_approvals", "canary_approvals")
 ROLE_KEYS = {"admins", "deployers"}
 WEBHOOK_KEYS = {"url", "secret_env", "events"}
 WEBHOOK_EVENTS = {"deployment.changed", "promotion.requested", "promotion.decided", "canary.changed"}
@@ -80,6 +82,7 @@ def parse_policy(data: dict[str, Any], file: PolicyFile) -> Policy:
         _expect_table(raw, section, file)
         environments[name] = _environment(name, raw, section, file)
     for env in environments.values():
+        _check_satisfiable(env, admins, deployers, file)
         if env.requires and env.requires not in environments:
             raise file.error(f"requires = \"{env.requires}\" names no environment; use one of "
                              f"{', '.join(environments)}.", "requires", f"environments.{env.name}")
@@ -128,12 +131,13 @@ def _environment(name: str, raw: dict[str, Any], section: str, file: PolicyFile)
             raise file.error(f"unknown key '{key}' in [{section}]; known: {', '.join(sorted(ENV_KEYS))}.", key, section)
     approvals = _int(raw.get("approvals", 0), "approvals", section, file, 0, 10)
     rollback_approvals = _int(raw.get("rollback_approvals", 0), "rollback_approvals", section, file, 0, 10)
+    canary_approvals = _int(raw.get("canary_approvals", 0), "canary_approvals", section, file, 0, 10)
     approvers = _members(raw.get("approvers"), "approvers", section, file, default=Members(open=True))
     channel = raw.get("approval_channel")
     if channel is not None and (not isinstance(channel, str) or not _CHANNEL.match(channel)):
         raise file.error("approval_channel must be a Slack channel id like \"C0123ABCD\" (open the channel's "
                          "details to copy it).", "approval_channel", section)
-    if (approvals or rollback_approvals) and channel is None:
+    if (approvals or rollback_approvals or canary_approvals) and channel is None:
         raise file.error(f"[{section}] needs approvals but has no approval_channel; add approval_channel = "
                          "\"C0123ABCD\".", "approvals", section)
     allow_self = raw.get("allow_self_approval", False)
@@ -163,8 +167,37 @@ def _environment(name: str, raw: dict[str, Any], section: str, file: PolicyFile)
     return EnvironmentPolicy(
         name=name, approvals=approvals, approvers=approvers, allow_self_approval=allow_self,
         approval_channel=channel, expires_after=expires, requires=requires, gates=tuple(gates),
-        rollback_approvals=rollback_approvals, canary_steps=tuple(steps),
+        rollback_approvals=rollback_approvals, canary_approvals=canary_approvals, canary_steps=tuple(steps),
     )
+
+
+def _check_satisfiable(env: EnvironmentPolicy, admins: Members, deployers: Members, file: PolicyFile) -> None:
+    """Approvals that can never be met would leave every request to expire: refuse them at start.
+
+    Approvers of an environment are its `approvers` and the admins, each counted once; without
+    `allow_self_approval` the requester's own vote does not count, so when every possible
+    requester (deployers and admins) is also an approver, one fewer vote is possible. A @group
+    or an open list has members we cannot count before Slack answers: it is taken as enough.
+    """
+    named = (*env.approvers.entries, *admins.entries)
+    if env.approvers.open or any(entry.startswith("@") for entry in named):
+        return
+    people = set(named)
+    possible = len(people)
+    requesters_counted = not deployers.open and not any(e.startswith("@") for e in deployers.entries)
+    if not env.allow_self_approval and requesters_counted:
+        requesters = set(deployers.entries) | set(admins.entries)
+        if requesters and requesters <= people:
+            possible -= 1  # whoever asks cannot approve their own request
+    for key in APPROVAL_KEYS:
+        needed = getattr(env, key)
+        if needed > possible:
+            listed = ", ".join(sorted(people)) or "nobody"
+            why = " (the requester cannot approve their own request: allow_self_approval = false)" \
+                if possible < len(people) else ""
+            raise file.error(f"{key} = {needed} can never be met: at most {possible} of the people who may approve in "
+                             f"[environments.{env.name}] ({listed}) can vote on one request{why}. Lower {key}, or "
+                             "add approvers.", key, f"environments.{env.name}")
 
 
 def _webhook(raw: Any, file: PolicyFile) -> Webhook:

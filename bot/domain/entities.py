@@ -138,6 +138,8 @@ class AuditEntry:
     revision: int | None
     reason: str | None
     request_id: str | None
+    # a canary's traffic weight after a canary action; None for other actions
+    weight: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,7 @@ class AuditEntry:
             "revision": self.revision,
             "reason": self.reason,
             "request_id": self.request_id,
+            "weight": self.weight,
         }
 
 

@@ -488,10 +488,10 @@ class MlflowImporter:
                 continue
             assert model is not None
             session.flush()
-            dep = self.registry._locked_deployment(session, model, env)
+            dep = self.registry.lock_deployment(session, model, env)
             if dep.stable_version == number:
                 continue
-            move = self.registry._move(session, model, dep, number, actor=IMPORT_ACTOR, action="promote",
+            move = self.registry.move_pointer(session, model, dep, number, actor=IMPORT_ACTOR, action="promote",
                                        reason=reason, request_id=None)
             if self.policy is not None:
                 notices.deployment_changed(session, self.policy, move, now=now, model_id=model.id)  # type: ignore[arg-type]

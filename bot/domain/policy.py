@@ -56,7 +56,35 @@ class EnvironmentPolicy:
     requires: str | None = None
     gates: tuple[Gate, ...] = ()
     rollback_approvals: int = 0
+    # approvals needed to start a canary beside the stable version (stepping it needs none;
+    # promoting it to 100 % needs `approvals`)
+    canary_approvals: int = 0
     canary_steps: tuple[int, ...] = DEFAULT_CANARY_STEPS
+
+    def approvals_for(self, kind: str) -> int:
+        """Approvals a change of this kind needs here (the kinds of `bot.domain.deployments.REQUEST_KINDS`)."""
+        if kind == "rollback":
+            return self.rollback_approvals
+        if kind == "canary_start":
+            return self.canary_approvals
+        return self.approvals
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What one person may do, with the policy's @groups already resolved.
+
+    Resolving a group may call Slack, so decisions compute this before their database
+    transaction opens: no network call ever happens while a write lock is held.
+    """
+
+    actor: str
+    admin: bool = False
+    deployer: bool = False
+    approves: frozenset[str] = frozenset()  # environments this person may approve in
+
+    def may_approve(self, environment: str) -> bool:
+        return self.admin or environment in self.approves
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,21 @@ class Policy:
 
     def may_approve(self, env: str, actor: str, groups: GroupResolver = no_groups) -> bool:
         return self.is_admin(actor, groups) or self.env(env).approvers.contains(actor, groups)
+
+    def roles(self, actor: str, groups: GroupResolver = no_groups) -> Roles:
+        """Everything `actor` may do, resolving each @group the policy names (at most once each)."""
+        known: dict[str, frozenset[str]] = {}
+
+        def resolve(handle: str) -> frozenset[str]:
+            if handle not in known:
+                known[handle] = groups(handle)
+            return known[handle]
+
+        admin = self.admins.contains(actor, resolve)
+        return Roles(
+            actor=actor, admin=admin, deployer=admin or self.deployers.contains(actor, resolve),
+            approves=frozenset(name for name, env in self.environments.items() if env.approvers.contains(actor, resolve)),
+        )
 
     def group_handles(self) -> set[str]:
         handles: set[str] = set()

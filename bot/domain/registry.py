@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.domain import names
 from bot.domain.entities import (
@@ -40,8 +38,6 @@ from storage.queries import registry as queries
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 MAX_PAGE = 500
 Clock = Callable[[], datetime]
-# Called inside the pointer move's transaction, so the messages it causes commit with it.
-OnMove = Callable[[Session, RegisteredModel, PointerMove], None]
 
 
 def utc_now() -> datetime:
@@ -157,7 +153,7 @@ class Registry:
 
     def _model_for_register(self, session: Session, name: str, actor: str, now: datetime) -> tuple[int, str, int]:
         """Create the model if needed and hand out its next version number: (id, name, number)."""
-        session.execute(self._model_upsert, {"name": name, "key": name.lower(), "now": now, "owner": actor})
+        queries.upsert_model(session, name=name, now=now, owner=actor)
         # the increment (only when the name is spelt as stored) locks the model row until
         # commit on PostgreSQL, so numbers never repeat
         row = session.connection().execute(queries.NEXT_VERSION_NUMBER, {"b_key": name.lower(), "b_name": name}).first()
@@ -211,9 +207,9 @@ class Registry:
         except InvalidInput:
             # a bad reference is reported after a missing model, as it always was: take the slow path
             with self.reading() as session:
-                model = self._model(session, name)
-                self._resolve(session, model, ref)
-            raise  # pragma: no cover - _resolve raised above
+                model = self.model_row(session, name)
+                self.version_row(session, model, ref)
+            raise  # pragma: no cover - version_row raised above
         with self.reading() as session:
             if env is not None:
                 rows = queries.show_rows(session, name, environment=env)
@@ -323,7 +319,7 @@ class Registry:
             if model is None:
                 raise _no_model(name)
             rows = queries.audit_rows(session, model.id, environment=env, limit=limit, before_id=before_id)
-            return [_audit(r, model.name) for r in reversed(rows)]
+            return [audit_entry(r, model.name) for r in reversed(rows)]
 
     # ---- pointer moves ------------------------------------------------------------------
 
@@ -337,26 +333,23 @@ class Registry:
         reason: str | None = None,
         request_id: str | None = None,
         action: str = "promote",
-        on_move: OnMove | None = None,
     ) -> PointerMove:
         """Move the stable pointer; the old stable becomes `previous` (kept warm for rollback)."""
         env = names.environment(environment, self.environments)
         actor = names.actor(actor)
         reason = names.text(reason, "reason")
         with self.writing() as session:
-            model = self._model(session, name)
+            model = self.model_row(session, name)
             target = self._resolve_row(session, model, ref)
             if target.status != "ready":
                 raise Conflict(f"{model.name} v{target.version} is {target.status} and cannot be promoted.")
-            dep = self._locked_deployment(session, model, env)
+            dep = self.lock_deployment(session, model, env)
             if dep.stable_version == target.version:
                 raise Conflict(f"{model.name} v{target.version} already serves {env}.")
-            move = self._move(
+            move = self.move_pointer(
                 session, model, dep, target.version, actor=actor, action=action, reason=reason,
                 request_id=request_id,
             )
-            if on_move is not None:
-                on_move(session, model, move)
             return move
 
     def rollback(
@@ -368,42 +361,45 @@ class Registry:
         to: str | VersionRef | None = None,
         reason: str | None = None,
         request_id: str | None = None,
-        on_move: OnMove | None = None,
     ) -> PointerMove:
         """Back to the previous stable, or to a named version that served this environment before."""
         env = names.environment(environment, self.environments)
         actor = names.actor(actor)
         reason = names.text(reason, "reason")
         with self.writing() as session:
-            model = self._model(session, name)
-            dep = self._locked_deployment(session, model, env)
-            if to is None:
-                if dep.previous_version is None:
-                    raise Conflict(
-                        f"{model.name} has no previous version in {env} to roll back to: "
-                        f"name one with 'to VERSION', or promote instead."
-                    )
-                target_version = dep.previous_version
-            else:
-                target_version = self._resolve_row(session, model, to).version
-                served = queries.versions_that_served(session, model.id, env)  # type: ignore[arg-type]
-                if target_version not in served:
-                    listed = ", ".join(f"v{v}" for v in served) or "none yet"
-                    raise Conflict(
-                        f"{model.name} v{target_version} never served {env}, so it is not a rollback target "
-                        f"(versions that did: {listed}); use promote for a new version."
-                    )
-            if dep.stable_version == target_version:
-                raise Conflict(f"{model.name} v{target_version} already serves {env}: nothing to roll back.")
-            move = self._move(
+            model = self.model_row(session, name)
+            dep = self.lock_deployment(session, model, env)
+            target_version = self.rollback_target(session, model, dep, env, to)
+            move = self.move_pointer(
                 session, model, dep, target_version, actor=actor, action="rollback", reason=reason,
                 request_id=request_id,
             )
-            if on_move is not None:
-                on_move(session, model, move)
             return move
 
-    def _move(
+    def rollback_target(
+        self, session: Session, model: RegisteredModel, dep: Deployment | None, env: str, to: str | VersionRef | None
+    ) -> int:
+        """The version a rollback puts back: the previous stable one, or a named version that served
+        this environment before. Never a version new to it: that is a promotion, with its rules."""
+        if dep is None or dep.stable_version is None:
+            raise Conflict(f"Nothing of {model.name} serves {env}, so there is nothing to roll back.")
+        if to is None:
+            if dep.previous_version is None:
+                raise Conflict(f"{model.name} has no previous version in {env} to roll back to: name a version "
+                               "that served it before, or promote instead.")
+            target = dep.previous_version
+        else:
+            target = self._resolve_row(session, model, to).version
+            served = queries.versions_that_served(session, model.id, env)  # type: ignore[arg-type]
+            if target not in served:
+                listed = ", ".join(f"v{v}" for v in served) or "none yet"
+                raise Conflict(f"{model.name} v{target} never served {env}, so it is not a rollback target "
+                               f"(versions that did: {listed}); use promote for a new version.")
+        if dep.stable_version == target:
+            raise Conflict(f"{model.name} v{target} already serves {env}: nothing to roll back.")
+        return target
+
+    def move_pointer(
         self,
         session: Session,
         model: RegisteredModel,
@@ -415,6 +411,9 @@ class Registry:
         reason: str | None,
         request_id: str | None,
     ) -> PointerMove:
+        """Point `dep` (locked by `lock_deployment`) at `to_version` and append its audit row;
+        the old stable becomes `previous` and any canary ends with it. No rule is checked here:
+        callers have decided."""
         now = self.clock()
         from_version = dep.stable_version
         dep.previous_version = from_version
@@ -443,55 +442,26 @@ class Registry:
             values["id"] = session.connection().execute(queries.INSERT_AUDIT_RETURNING_ID, values).scalar_one()
         except IntegrityError as exc:  # pragma: no cover - the lock makes this unreachable
             raise Conflict("Another change to this environment happened at the same time; try again.") from exc
-        audit = _audit(_Values(values), model.name)
-        return PointerMove(state=_state(session, model, dep.environment, dep), audit=audit)
+        audit = audit_entry(_Values(values), model.name)
+        return PointerMove(state=state_of(session, model, dep.environment, dep), audit=audit)
 
-    def _locked_deployment(self, session: Session, model: RegisteredModel, env: str) -> Deployment:
-        params = {"model_id": model.id, "env": env}
-        session.execute(self._deployment_upsert, {**params, "now": self.clock()})
-        return session.exec(self._deployment_lock, params=params).one()
-
-    # statements built once per registry (they depend on the dialect): building and hashing a
-    # statement costs more than running it on SQLite
-    @functools.cached_property
-    def _deployment_upsert(self) -> Any:
-        return (
-            self.db.upsert_insert(Deployment)
-            .values(
-                model_id=sa.bindparam("model_id"), environment=sa.bindparam("env"), canary_weight=0, revision=0,
-                updated_at=sa.bindparam("now"),
-            )
-            .on_conflict_do_nothing(index_elements=["model_id", "environment"])
-        )
-
-    @functools.cached_property
-    def _deployment_lock(self) -> Any:
-        statement = select(Deployment).where(
-            Deployment.model_id == sa.bindparam("model_id"), Deployment.environment == sa.bindparam("env")
-        )
-        return self.db.lock_for_update(statement).execution_options(populate_existing=True)
-
-    @functools.cached_property
-    def _model_upsert(self) -> Any:
-        return (
-            self.db.upsert_insert(RegisteredModel)
-            .values(
-                name=sa.bindparam("name"), name_key=sa.bindparam("key"), created_at=sa.bindparam("now"),
-                latest_version=0, owner=sa.bindparam("owner"),
-            )
-            .on_conflict_do_nothing(index_elements=["name_key"])
-        )
+    def lock_deployment(self, session: Session, model: RegisteredModel, env: str) -> Deployment:
+        """The deployment row of (model, environment), created if needed and locked for this
+        transaction: every pointer move and canary change decides under this lock."""
+        return queries.lock_deployment(session, model.id, env, now=self.clock())  # type: ignore[arg-type]
 
     # ---- helpers ------------------------------------------------------------------------
 
-    def _model(self, session: Session, name: str) -> RegisteredModel:
+    def model_row(self, session: Session, name: str) -> RegisteredModel:
+        """The model named `name` (any case), or NotFound naming `list`."""
         _check_name(name)
         model = queries.model_by_key(session, name)
         if model is None:
             raise _no_model(name)
         return model
 
-    def _resolve(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> ModelVersion:
+    def version_row(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> ModelVersion:
+        """The version a reference (`7`, `latest`, `@production`) names, or NotFound."""
         number = self._ref_number(session, model, ref)
         if number is None:
             row = queries.latest_ready_version(session, model.id)  # type: ignore[arg-type]
@@ -504,7 +474,7 @@ class Registry:
         return found
 
     def _resolve_row(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> Any:
-        """`_resolve` with plain rows (the version's columns) instead of an ORM instance."""
+        """`version_row` with plain rows (the version's columns) instead of an ORM instance."""
         number = self._ref_number(session, model, ref)
         if number is None:
             row = queries.latest_ready_row(session, model.id)  # type: ignore[arg-type]
@@ -681,7 +651,8 @@ def _summary(row: Any, serving: dict[str, int], environments: tuple[str, ...]) -
     )
 
 
-def _state(session: Session, model: RegisteredModel, env: str, dep: Deployment | None) -> EnvironmentState:
+def state_of(session: Session, model: RegisteredModel, env: str, dep: Deployment | None) -> EnvironmentState:
+    """What `dep` points at, with the artifact URIs of those versions."""
     if dep is None:
         return EnvironmentState(model.name, env, None, None, None, 0, 0, None)
     wanted = {v for v in (dep.stable_version, dep.previous_version, dep.canary_version) if v is not None}
@@ -705,7 +676,8 @@ def _state(session: Session, model: RegisteredModel, env: str, dep: Deployment |
     )
 
 
-def _audit(row: Any, model_name: str | None) -> AuditEntry:
+def audit_entry(row: Any, model_name: str | None) -> AuditEntry:
+    """An audit row (ORM instance or plain row) as the entity people see in `history`."""
     return AuditEntry(
         id=row.id or 0,
         at=as_utc(row.at),
@@ -718,6 +690,7 @@ def _audit(row: Any, model_name: str | None) -> AuditEntry:
         revision=row.revision,
         reason=row.reason,
         request_id=row.request_id,
+        weight=getattr(row, "weight", None),
     )
 
 

@@ -74,7 +74,7 @@ class Samples:
             for sample in batch:
                 key = sample.model.lower()
                 if key not in model_ids:
-                    model_ids[key] = self.registry._model(session, sample.model).id  # type: ignore[assignment]
+                    model_ids[key] = self.registry.model_row(session, sample.model).id  # type: ignore[assignment]
                 names.key(sample.metric, "metric")
                 value = names.metric_value(sample.metric, sample.value)
                 env = names.environment(sample.environment, envs)
@@ -91,7 +91,7 @@ class Samples:
         """The newest value of every metric of one model and environment."""
         env = names.environment(environment, self.registry.environments)
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             newest = (
                 select(MetricSample.metric, sa.func.max(MetricSample.at).label("at"))
                 .where(MetricSample.model_id == model_id, MetricSample.environment == env)
@@ -113,7 +113,7 @@ class Samples:
         """Raw points in [start, end), then hourly rollups where raw data was compacted."""
         env = names.environment(environment, self.registry.environments)
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             query = select(MetricSample.at, MetricSample.value, MetricSample.version).where(
                 MetricSample.model_id == model_id, MetricSample.environment == env, MetricSample.metric == metric,
                 col(MetricSample.at) >= start, col(MetricSample.at) < end,
@@ -134,7 +134,7 @@ class Samples:
         """Per metric: count, mean, min, max and the last value in [start, end)."""
         env = names.environment(environment, self.registry.environments)
         with self.registry.reading() as session:
-            model_id = self.registry._model(session, model).id
+            model_id = self.registry.model_row(session, model).id
             where = (MetricSample.model_id == model_id, MetricSample.environment == env,
                      col(MetricSample.at) >= start, col(MetricSample.at) < end)
             aggregates = session.execute(

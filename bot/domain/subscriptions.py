@@ -175,7 +175,7 @@ class Subscriptions:
     def _target(self, session: Session, model: str) -> tuple[int | None, str, str]:
         if model == ALL_MODELS:
             return None, ALL_MODELS, ALL_MODELS
-        row = self.registry._model(session, model)  # NotFound names `list`
+        row = self.registry.model_row(session, model)  # NotFound names `list`
         return row.id, row.name_key, row.name
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -418,7 +420,8 @@ def environment_state_row(session: Session, name: str, environment: str) -> sa.R
 
 
 _AUDIT_COLUMNS = tuple(_audit.c[c] for c in (
-    "id", "at", "actor", "environment", "action", "from_version", "to_version", "revision", "reason", "request_id"
+    "id", "at", "actor", "environment", "action", "from_version", "to_version", "revision", "reason", "request_id",
+    "weight",
 ))
 
 
@@ -459,3 +462,61 @@ NEXT_VERSION_NUMBER = (
 INSERT_VERSION = sa.insert(_versions)
 INSERT_AUDIT = sa.insert(_audit)
 INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(dialect: str) -> Any:
+    """The dialect's INSERT (it has `on_conflict_do_nothing`); imported on use, so a SQLite
+    process never loads the PostgreSQL dialect (and asyncio with it)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+# Statements built once per dialect: building and hashing a statement costs more than running it on SQLite.
+@functools.cache
+def _model_upsert(dialect: str) -> Any:
+    return (
+        _insert(dialect)(RegisteredModel)
+        .values(
+            name=sa.bindparam("name"), name_key=sa.bindparam("key"), created_at=sa.bindparam("now"),
+            latest_version=0, owner=sa.bindparam("owner"),
+        )
+        .on_conflict_do_nothing(index_elements=["name_key"])
+    )
+
+
+def upsert_model(session: Session, *, name: str, now: datetime, owner: str) -> None:
+    """Create the model unless one of that name (in any case) exists."""
+    session.execute(_model_upsert(_dialect(session)), {"name": name, "key": name.lower(), "now": now, "owner": owner})
+
+
+@functools.cache
+def _deployment_statements(dialect: str) -> tuple[Any, Any]:
+    upsert = (
+        _insert(dialect)(Deployment)
+        .values(
+            model_id=sa.bindparam("model_id"), environment=sa.bindparam("env"), canary_weight=0, revision=0,
+            updated_at=sa.bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["model_id", "environment"])
+    )
+    lock = select(Deployment).where(
+        Deployment.model_id == sa.bindparam("model_id"), Deployment.environment == sa.bindparam("env")
+    )
+    if dialect != "sqlite":  # SQLite's BEGIN IMMEDIATE already excludes other writers
+        lock = lock.with_for_update()
+    return upsert, lock.execution_options(populate_existing=True)
+
+
+def lock_deployment(session: Session, model_id: int, environment: str, *, now: datetime) -> Deployment:
+    """The deployment row of (model, environment), inserted if missing, locked for the transaction."""
+    upsert, lock = _deployment_statements(_dialect(session))
+    params = {"model_id": model_id, "env": environment}
+    session.execute(upsert, {**params, "now": now})
+    return session.exec(lock, params=params).one()

@@ -69,7 +69,7 @@ class AlertActions:
         if duration > MAX_SILENCE:
             raise InvalidInput("Silences last at most 30 days: fix the rule instead of muting it for longer.")
         with self.registry.writing() as session:
-            row = self.registry._model(session, model)
+            row = self.registry.model_row(session, model)
             if rule_id is not None and session.get(AlertRule, rule_id) is None:
                 raise NotFound(f"There is no alert rule {rule_id}.")
             silence = Silence(model_id=row.id, environment=env, rule_id=rule_id, starts_at=now,  # type: ignore[arg-type]
@@ -100,7 +100,7 @@ class AlertActions:
                 RegisteredModel, RegisteredModel.id == Silence.model_id  # type: ignore[arg-type]
             ).where(col(Silence.ends_at) > now)
             if model is not None:
-                query = query.where(Silence.model_id == self.registry._model(session, model).id)
+                query = query.where(Silence.model_id == self.registry.model_row(session, model).id)
             return [_silence_view(s, n) for s, n in session.exec(query.order_by(col(Silence.ends_at))).all()]
 
     def overview(self, now: datetime, model: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -111,7 +111,7 @@ class AlertActions:
             ).join(RegisteredModel, RegisteredModel.id == AlertRule.model_id  # type: ignore[arg-type]
                    ).where(AlertRule.enabled == True, col(AlertState.state).in_(("pending", "firing")))  # noqa: E712
             if model is not None:
-                query = query.where(AlertRule.model_id == self.registry._model(session, model).id)
+                query = query.where(AlertRule.model_id == self.registry.model_row(session, model).id)
             rows = session.exec(query).all()
             silences = list(session.exec(select(Silence).where(col(Silence.ends_at) > now)).all())
             out: dict[str, list[dict[str, Any]]] = {"firing": [], "pending": [], "silenced": []}

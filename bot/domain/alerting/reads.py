@@ -22,7 +22,7 @@ def known_metrics(services: Services, model: str) -> tuple[str, frozenset[str]]:
     source declares): an alert on anything else could never fire."""
     registry = services.registry
     with registry.reading() as session:
-        row = registry._model(session, model)
+        row = registry.model_row(session, model)
         names = set(session.execute(sa.select(MetricSample.metric).where(
             MetricSample.model_id == row.id).distinct()).scalars())
         names.update(session.execute(sa.select(MetricRollup.metric).where(

@@ -171,7 +171,7 @@ class AlertRules:
             raise InvalidInput(f"No source reports a metric named {names.preview(spec.metric)}: known metrics are "
                                f"{', '.join(sorted(self.known_metrics)[:20])}.")
         with self.registry.writing() as session:
-            model = self.registry._model(session, spec.model)
+            model = self.registry.model_row(session, spec.model)
             count = len(session.exec(select(AlertRule.id).where(AlertRule.model_id == model.id)).all())
             if count >= MAX_RULES_PER_MODEL:
                 raise InvalidInput(f"{model.name} already has {count} rules; remove some first.")
@@ -208,7 +208,7 @@ class AlertRules:
                 RegisteredModel, RegisteredModel.id == AlertRule.model_id  # type: ignore[arg-type]
             ).where(AlertRule.enabled == True)  # noqa: E712
             if model is not None:
-                query = query.where(AlertRule.model_id == self.registry._model(session, model).id)
+                query = query.where(AlertRule.model_id == self.registry.model_row(session, model).id)
             return [_view(r, n) for r, n in session.exec(query.order_by(col(AlertRule.id))).all()]
 
 

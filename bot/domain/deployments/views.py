@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.domain.entities import PointerMove, iso
+from bot.domain.entities import EnvironmentState, PointerMove, iso
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class RequestView:
     superseded_by: int | None
     from_version: int | None
     gates: tuple[dict[str, Any], ...]
+    override_at: datetime | None = None
+    # the traffic weight a canary starts at (kind canary_start)
+    weight: int | None = None
 
     @property
     def gates_pass(self) -> bool:
@@ -49,17 +52,35 @@ class RequestView:
             "created_at": iso(self.created_at), "expires_at": iso(self.expires_at),
             "decided_at": iso(self.decided_at), "decided_by": self.decided_by,
             "decision_reason": self.decision_reason, "override_by": self.override_by,
-            "override_reason": self.override_reason, "superseded_by": self.superseded_by,
-            "from_version": self.from_version, "gates": list(self.gates),
+            "override_reason": self.override_reason, "override_at": iso(self.override_at),
+            "superseded_by": self.superseded_by, "from_version": self.from_version, "gates": list(self.gates),
+            "weight": self.weight,
         }
 
 
 @dataclass(frozen=True)
 class RequestOutcome:
-    """What `request_promotion` did: moved at once (`move`) or opened a request (`request`)."""
+    """What a change did: moved the pointer at once (`move`) or opened a request (`request`)."""
 
     request: RequestView | None = None
     move: PointerMove | None = None
+
+
+@dataclass(frozen=True)
+class CanaryOutcome:
+    """What starting or stepping a canary did: changed it at once (`state`), or opened a request
+    for approval (`request`, when the environment sets `canary_approvals`)."""
+
+    state: EnvironmentState | None = None
+    request: RequestView | None = None
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a rollback would do now (step one of Slack's two taps); nothing has changed yet."""
+
+    state: EnvironmentState
+    target: int
 
 
 @dataclass(frozen=True)
@@ -69,3 +90,5 @@ class VoteOutcome:
     result: str
     move: PointerMove | None = None
     notes: list[str] = field(default_factory=list)
+    # the canary a completed canary_start request started
+    canary: EnvironmentState | None = None

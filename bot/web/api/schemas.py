@@ -99,6 +99,7 @@ class AuditOut(BaseModel):
     revision: int | None
     reason: str | None
     request_id: str | None
+    weight: int | None = None
 
 
 class HistoryOut(BaseModel):
@@ -145,9 +146,11 @@ class RequestOut(BaseModel):
     decision_reason: str | None
     override_by: str | None
     override_reason: str | None
+    override_at: str | None = None
     superseded_by: int | None
     from_version: int | None
     gates: list[GateOut]
+    weight: int | None = None
 
 
 class RequestList(BaseModel):
@@ -157,6 +160,31 @@ class RequestList(BaseModel):
 class PromotionIn(Strict):
     version: str = Field(min_length=1, max_length=64, examples=["7", "v7", "latest", "@staging"])
     reason: str | None = Field(default=None, max_length=4000)
+    abort_canary: bool = Field(default=False, description="abort a canary running in the environment first "
+                               "(otherwise the promotion is refused with 409)")
+    override_reason: str | None = Field(default=None, max_length=4000,
+                                        description="admins: why a failing gate may be overridden")
+
+
+class CanaryIn(Strict):
+    """Start a canary of `version` at `percent`, or (without `version`) move the running one."""
+
+    version: str | None = Field(default=None, min_length=1, max_length=64, examples=["7"])
+    percent: int = Field(examples=[5], description="1–99")
+    reason: str | None = Field(default=None, max_length=4000)
+    override_reason: str | None = Field(default=None, max_length=4000)
+
+
+class ReasonIn(Strict):
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+class CanaryOut(BaseModel):
+    """The canary changed at once (`state`), or a request awaits approval (`canary_approvals`)."""
+
+    outcome: Literal["changed", "requested"]
+    state: EnvironmentOut | None
+    request: RequestOut | None
 
 
 class RollbackIn(Strict):

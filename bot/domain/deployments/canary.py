@@ -1,0 +1,146 @@
+"""Canaries: a version beside the stable one, taking a share of traffic that people step up,
+then promote (through `approvals`) or abort.
+
+Starting one obeys what a promotion obeys — the version is ready, has served the environment
+the policy `requires`, passes the gates (or an admin overrides them) — and needs
+`canary_approvals` approvals when the environment asks for them. Stepping needs a deployer.
+"""
+
+from __future__ import annotations
+
+from bot.domain import names
+from bot.domain.deployments import rules
+from bot.domain.deployments.base import Attempt, DeploymentsBase
+from bot.domain.deployments.views import CanaryOutcome, RequestOutcome
+from bot.domain.entities import EnvironmentState
+from bot.domain.errors import Conflict
+from bot.domain.refs import VersionRef
+from storage.queries import deployments as dq
+from storage.queries import registry as queries
+
+
+class Canaries(DeploymentsBase):
+    def set_canary(
+        self,
+        model: str,
+        ref: str | VersionRef | None,
+        environment: str,
+        percent: int | str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        override_reason: str | None = None,
+        origin_channel: str | None = None,
+        expected_canary: int | None = None,
+    ) -> CanaryOutcome:
+        """Start a canary of `ref` beside the stable version, or move the running one's weight
+        (`ref` None or the running version) to `percent` (1–99)."""
+        env = names.environment(environment, self.registry.environments)
+        actor = names.actor(actor)
+        weight = rules.parse_percent(percent)
+        reason = names.text(reason, "reason")
+        override_reason = names.text(override_reason, "override reason")
+        roles = self.roles(actor)
+        attempt = Attempt(actor, "canary_start" if ref is not None else "canary_weight", env, weight=weight)
+        now = self.clock()
+        with self.deciding(attempt) as session:
+            row = self.registry.model_row(session, model)
+            attempt.model_id = row.id
+            target = self.registry.version_row(session, row, ref) if ref is not None else None
+            attempt.version = target.version if target is not None else None
+            self.require_deployer(roles, f"run canaries in {env}")
+            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
+            dep = self.registry.lock_deployment(session, row, env)
+            self.check_canary_card(row, dep, expected_canary)
+            running = dep.canary_version
+            if target is None or target.version == running:
+                attempt.action, attempt.version = "canary_weight", running
+                if running is None:
+                    raise Conflict(f"No canary is running for {row.name} in {env}.")
+                if dep.canary_weight == weight:
+                    raise Conflict(f"The canary of {row.name} in {env} already takes {weight} %.")
+                state = self.set_canary_weight(session, row, dep, pending, running, weight, actor=actor, reason=reason,
+                                               now=now)
+                return CanaryOutcome(state=state)
+            if running is not None:
+                raise rules.CanaryRunning(row.name, env, running, dep.canary_weight)
+            if dep.stable_version is None:
+                raise Conflict(f"Nothing serves {env} yet, so there is no stable version to run a canary beside: "
+                               "promote a version first.")
+            env_policy = self.policy.env(env)
+            self.check_target(session, row, target.version, target.status, dep, env_policy)
+            gates = self.gates(session, row, target.version, dep, env_policy)
+            overridden = rules.check_gates_for_change(roles, gates, override_reason) if override_reason else False
+            if env_policy.canary_approvals:
+                return CanaryOutcome(request=self.open_request(
+                    session, row, dep, pending, kind="canary_start", version=target.version, requester=actor,
+                    reason=reason, gates=gates, now=now, origin_channel=origin_channel, weight=weight,
+                    override_reason=override_reason if overridden else None,
+                ))
+            if not overridden:
+                rules.check_gates_for_change(roles, gates, None)
+            state = self.set_canary_weight(
+                session, row, dep, pending, target.version, weight, actor=actor, now=now,
+                reason=rules.with_override(reason, override_reason if overridden else None),
+            )
+            return CanaryOutcome(state=state)
+
+    def abort_canary(
+        self, model: str, environment: str, *, actor: str, reason: str | None = None,
+        expected_canary: int | None = None,
+    ) -> EnvironmentState:
+        """Weight 0: the stable version takes all traffic. Deployers, or modelbot itself when an
+        alert rule aborts a failing canary."""
+        env = names.environment(environment, self.registry.environments)
+        actor = names.actor(actor)
+        reason = names.text(reason, "reason")
+        roles = self.roles(actor)
+        attempt = Attempt(actor, "canary_abort", env, weight=0)
+        now = self.clock()
+        with self.deciding(attempt) as session:
+            row = self.registry.model_row(session, model)
+            attempt.model_id = row.id
+            self.require_deployer(roles, f"abort canaries in {env}")
+            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
+            dep = self.registry.lock_deployment(session, row, env)
+            self.check_canary_card(row, dep, expected_canary)
+            if dep.canary_version is None:
+                raise Conflict(f"No canary is running for {row.name} in {env}.")
+            attempt.version = dep.canary_version
+            return self.end_canary(session, row, dep, pending, actor=actor, reason=reason, now=now)
+
+    def promote_canary(
+        self, model: str, environment: str, *, actor: str, reason: str | None = None,
+        origin_channel: str | None = None, expected_canary: int | None = None,
+    ) -> RequestOutcome:
+        """100 %: the canary becomes the stable version, through the environment's `approvals`."""
+        env = names.environment(environment, self.registry.environments)
+        actor = names.actor(actor)
+        reason = names.text(reason, "reason")
+        roles = self.roles(actor)
+        attempt = Attempt(actor, "canary_promote", env)
+        now = self.clock()
+        with self.deciding(attempt) as session:
+            row = self.registry.model_row(session, model)
+            attempt.model_id = row.id
+            self.require_deployer(roles, f"promote canaries in {env}")
+            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
+            dep = self.registry.lock_deployment(session, row, env)
+            self.check_canary_card(row, dep, expected_canary)
+            if dep.canary_version is None:
+                raise Conflict(f"No canary is running for {row.name} in {env}: start one first.")
+            attempt.version = dep.canary_version
+            target = queries.version(session, row.id, dep.canary_version)  # type: ignore[arg-type]
+            assert target is not None
+            env_policy = self.policy.env(env)
+            self.check_target(session, row, target.version, target.status, dep, env_policy)
+            gates = self.gates(session, row, target.version, dep, env_policy)
+            return self.decide_change(session, row, dep, pending, kind="canary_promote", version=target.version,
+                                      roles=roles, reason=reason, override_reason=None, gates=gates, now=now,
+                                      origin_channel=origin_channel)
+
+    def next_canary_step(self, weight: int, environment: str) -> int | None:
+        for step in self.policy.env(environment).canary_steps:
+            if step > weight:
+                return step
+        return None
