@@ -109,7 +109,14 @@ def history(model: str, environment: str | None, entries: Sequence[AuditEntry]) 
     blocks: list[Block] = [header(f"History: {scope}")]
     lines = []
     for e in entries:
-        move = f"v{e.from_version} → v{e.to_version}" if e.from_version else f"→ v{e.to_version}"
+        if e.to_version is None:
+            move = ""
+        elif e.from_version:
+            move = f"v{e.from_version} → v{e.to_version}"
+        else:
+            move = f"→ v{e.to_version}"
+        if e.weight is not None:
+            move += f" at {e.weight} %"
         line = f"`{e.at:%Y-%m-%d %H:%M}` *{e.action}* {e.environment} {move} by {escape(e.actor)}"
         if e.reason:
             line += f" — _{escape(first_line(e.reason, 300))}_"

@@ -106,7 +106,7 @@ def _print_vote(args: argparse.Namespace, outcome: Any) -> None:
         "counted": lambda: f"request {r.id}: approval recorded, {len(r.approvals)} of {r.approvals_needed}",
         "duplicate": lambda: f"request {r.id}: " + (" ".join(outcome.notes) or "you already voted"),
     }
-    emit(args, {"result": outcome.result, "request": r.to_dict(),
+    emit(args, {"result": outcome.result, "notes": outcome.notes, "request": r.to_dict(),
                  "state": move.state.to_dict() if move else None, "audit": move.audit.to_dict() if move else None},
           texts[outcome.result])
 

@@ -90,7 +90,8 @@ def cmd_history(services: Services, args: argparse.Namespace) -> None:
     entries = services.registry.history(args.model, args.env, limit=args.limit)
     rows = [
         [e.at.strftime("%Y-%m-%d %H:%M:%S"), e.environment, e.action,
-         f"v{e.from_version}" if e.from_version else "–", f"v{e.to_version}" if e.to_version else "–",
+         f"v{e.from_version}" if e.from_version else "–",
+         (f"v{e.to_version}" if e.to_version else "–") + (f" at {e.weight} %" if e.weight is not None else ""),
          e.actor, e.reason or ""]
         for e in entries
     ]
@@ -134,7 +135,7 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     p.add_argument("model")
     p.add_argument("refs", nargs="+", metavar="REF")
 
-    p = command("history", cmd_history, "pointer moves of a model, oldest first")
+    p = command("history", cmd_history, "what happened to a model: moves, requests, votes, refusals; oldest first")
     p.add_argument("model")
     p.add_argument("--env", metavar="ENV")
     p.add_argument("--limit", type=int, default=50)

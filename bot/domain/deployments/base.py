@@ -116,9 +116,10 @@ class DeploymentsBase:
         )
 
     def gates(self, session: Session, model: RegisteredModel, version: int, dep: Deployment | None,
-              env_policy: EnvironmentPolicy) -> list[GateResult]:
-        """The environment's gates for `version` against what serves now."""
-        if not env_policy.gates:
+              env_policy: EnvironmentPolicy, *, kind: str) -> list[GateResult]:
+        """The environment's gates for `version` against what serves now. A rollback is not
+        gated: it returns to a version this environment already ran, usually in a hurry."""
+        if not env_policy.gates or kind == "rollback":
             return []
         target = queries.version(session, model.id, version)  # type: ignore[arg-type]
         assert target is not None

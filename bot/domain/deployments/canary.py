@@ -48,13 +48,15 @@ class Canaries(DeploymentsBase):
             attempt.model_id = row.id
             target = self.registry.version_row(session, row, ref) if ref is not None else None
             attempt.version = target.version if target is not None else None
-            self.require_deployer(roles, f"run canaries in {env}")
             pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
             dep = self.registry.lock_deployment(session, row, env)
-            self.check_canary_card(row, dep, expected_canary)
             running = dep.canary_version
-            if target is None or target.version == running:
+            stepping = target is None or target.version == running
+            if stepping:  # naming the running canary's version steps it too (the CLI always names it)
                 attempt.action, attempt.version = "canary_weight", running
+            self.require_deployer(roles, f"run canaries in {env}")
+            self.check_canary_card(row, dep, expected_canary)
+            if stepping:
                 if running is None:
                     raise Conflict(f"No canary is running for {row.name} in {env}.")
                 if dep.canary_weight == weight:
@@ -69,7 +71,7 @@ class Canaries(DeploymentsBase):
                                "promote a version first.")
             env_policy = self.policy.env(env)
             self.check_target(session, row, target.version, target.status, dep, env_policy)
-            gates = self.gates(session, row, target.version, dep, env_policy)
+            gates = self.gates(session, row, target.version, dep, env_policy, kind="canary_start")
             overridden = rules.check_gates_for_change(roles, gates, override_reason) if override_reason else False
             if env_policy.canary_approvals:
                 return CanaryOutcome(request=self.open_request(
@@ -134,7 +136,7 @@ class Canaries(DeploymentsBase):
             assert target is not None
             env_policy = self.policy.env(env)
             self.check_target(session, row, target.version, target.status, dep, env_policy)
-            gates = self.gates(session, row, target.version, dep, env_policy)
+            gates = self.gates(session, row, target.version, dep, env_policy, kind="canary_promote")
             return self.decide_change(session, row, dep, pending, kind="canary_promote", version=target.version,
                                       roles=roles, reason=reason, override_reason=None, gates=gates, now=now,
                                       origin_channel=origin_channel)

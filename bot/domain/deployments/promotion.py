@@ -53,7 +53,7 @@ class Promotions(DeploymentsBase):
                     raise rules.CanaryRunning(row.name, env, dep.canary_version, dep.canary_weight)
                 self.end_canary(session, row, dep, pending, actor=requester, now=now,
                                 reason=f"aborted to promote v{target.version}")
-            gates = self.gates(session, row, target.version, dep, env_policy)
+            gates = self.gates(session, row, target.version, dep, env_policy, kind="promote")
             return self.decide_change(session, row, dep, pending, kind="promote", version=target.version, roles=roles,
                                       reason=reason, override_reason=override_reason, gates=gates, now=now,
                                       origin_channel=origin_channel)

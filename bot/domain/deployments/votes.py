@@ -87,7 +87,8 @@ class Votes(DeploymentsBase):
             if refusal is not None:
                 raise Forbidden(refusal)
             dep = queries.deployment(session, model.id, request.environment)  # type: ignore[arg-type]
-            gates = self.gates(session, model, request.version, dep, self.policy.env(request.environment))
+            gates = self.gates(session, model, request.version, dep, self.policy.env(request.environment),
+                               kind=request.kind)
             rules.check_override(roles, number, gates, request.override_by)
             return view
 
@@ -148,7 +149,7 @@ class Votes(DeploymentsBase):
                  roles: Roles, reason: str | None, override_reason: str | None, now: datetime) -> VoteOutcome:
         number = request.id or 0
         env_policy = self.policy.env(request.environment)
-        gates = self.gates(session, model, request.version, dep, env_policy)
+        gates = self.gates(session, model, request.version, dep, env_policy, kind=request.kind)
         if override_reason:
             rules.check_override(roles, number, gates, request.override_by)
             request.override_by, request.override_reason, request.override_at = roles.actor, override_reason, now
