@@ -190,8 +190,8 @@ def _status_banner(r: Mapping[str, Any]) -> str | None:
 def _override_note(r: Mapping[str, Any]) -> str:
     if not r.get("override_by"):
         return ""
-    return (f"\n:warning: Gate overridden by {who(r['override_by'])} ({when(r.get('override_at'))}): "
-            f"{escape(r.get('override_reason') or '')}")
+    at = f" ({when(r['override_at'])})" if r.get("override_at") else ""
+    return f"\n:warning: Gate overridden by {who(r['override_by'])}: {escape(r.get('override_reason') or '')}{at}"
 
 
 def _comparison_blocks(r: Mapping[str, Any], versions: Mapping[str, Any]) -> list[Block]:

@@ -110,9 +110,8 @@ class Registry:
         now = self.clock()
         with self.writing() as session:
             model_id, model_name, number = self._model_for_register(session, name, actor, now)
-            connection = session.connection()
-            connection.execute(
-                queries.INSERT_VERSION,
+            queries.insert_version(
+                session,
                 {
                     "model_id": model_id,
                     "version": number,
@@ -129,8 +128,8 @@ class Registry:
                     "status": "ready",
                 },
             )
-            connection.execute(
-                queries.INSERT_AUDIT,
+            queries.insert_audit(
+                session,
                 {**_NO_AUDIT_DETAILS, "at": now, "actor": actor, "model_id": model_id, "action": "register",
                  "to_version": number},
             )
@@ -156,7 +155,7 @@ class Registry:
         queries.upsert_model(session, name=name, now=now, owner=actor)
         # the increment (only when the name is spelt as stored) locks the model row until
         # commit on PostgreSQL, so numbers never repeat
-        row = session.connection().execute(queries.NEXT_VERSION_NUMBER, {"b_key": name.lower(), "b_name": name}).first()
+        row = queries.next_version_number(session, name)
         if row is None:
             existing = queries.model_head(session, name)
             assert existing is not None
@@ -381,15 +380,16 @@ class Registry:
     ) -> int:
         """The version a rollback puts back: the previous stable one, or a named version that served
         this environment before. Never a version new to it: that is a promotion, with its rules."""
+        named = self._resolve_row(session, model, to).version if to is not None else None  # NotFound first
         if dep is None or dep.stable_version is None:
             raise Conflict(f"Nothing of {model.name} serves {env}, so there is nothing to roll back.")
-        if to is None:
+        if named is None:
             if dep.previous_version is None:
                 raise Conflict(f"{model.name} has no previous version in {env} to roll back to: name a version "
                                "that served it before, or promote instead.")
             target = dep.previous_version
         else:
-            target = self._resolve_row(session, model, to).version
+            target = named
             served = queries.versions_that_served(session, model.id, env)  # type: ignore[arg-type]
             if target not in served:
                 listed = ", ".join(f"v{v}" for v in served) or "none yet"
@@ -439,7 +439,7 @@ class Registry:
                 "reason": reason,
                 "request_id": request_id or new_request_id(),
             }
-            values["id"] = session.connection().execute(queries.INSERT_AUDIT_RETURNING_ID, values).scalar_one()
+            values["id"] = queries.insert_audit(session, values)
         except IntegrityError as exc:  # pragma: no cover - the lock makes this unreachable
             raise Conflict("Another change to this environment happened at the same time; try again.") from exc
         audit = audit_entry(_Values(values), model.name)

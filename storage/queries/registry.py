@@ -459,9 +459,23 @@ NEXT_VERSION_NUMBER = (
     .values(latest_version=_models.c.latest_version + 1)
     .returning(_models.c.id, _models.c.latest_version)
 )
-INSERT_VERSION = sa.insert(_versions)
-INSERT_AUDIT = sa.insert(_audit)
-INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
+_INSERT_VERSION = sa.insert(_versions)
+_INSERT_AUDIT = sa.insert(_audit).returning(_audit.c.id)
+
+
+def next_version_number(session: Session, name: str) -> sa.Row[Any] | None:
+    """(model id, the next version number) of the model spelt exactly `name`; the increment
+    locks the model row until commit on PostgreSQL. None: no model spelt so."""
+    return session.connection().execute(NEXT_VERSION_NUMBER, {"b_key": name.lower(), "b_name": name}).first()
+
+
+def insert_version(session: Session, values: dict[str, Any]) -> None:
+    session.connection().execute(_INSERT_VERSION, values)
+
+
+def insert_audit(session: Session, values: dict[str, Any]) -> int:
+    """Append one audit row (every column named); returns its id."""
+    return int(session.connection().execute(_INSERT_AUDIT, values).scalar_one())
 
 
 def _dialect(session: Session) -> str:

@@ -113,19 +113,28 @@ def test_reject_needs_a_reason_and_decides(cli, database_url: str) -> None:  # t
 
 
 def test_failing_gate_needs_an_admin_override_with_a_reason(cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, defects 3 and 4, where they were found: a plain approval of a request whose gate
+    fails is refused (not half-counted), and an admin's override given before the last approval
+    stays with the request, so the remaining approval completes it."""
     seed(cli)
     request = cli("request-promotion", "churn", "3", "production", "--actor", "ci")[1].strip()  # auc 0.80 < 0.895
-    assert cli("approve", request, "--actor", "alice")[0] == 0
-    code, _, err = cli("approve", request, "--actor", "bob")
-    assert code == 2 and "gate fails" in err and "auc" in err
+    code, _, err = cli("approve", request, "--actor", "alice")
+    assert code == 2 and "A gate fails, so this cannot be approved: auc >= current.auc - 0.005" in err
+    assert "An admin may override" in err
     code, _, err = cli("approve", request, "--actor", "bob", "--override-reason", "ship it")
     assert code == 2 and "Only an admin" in err
     code, out, _ = cli("approve", request, "--actor", "admin-bot", "--override-reason", "new features validated",
                        "--json")
     result = json.loads(out)
+    assert code == 0 and result["result"] == "counted"
+    assert result["request"]["override_by"] == "admin-bot" and result["request"]["override_at"]
+    code, out, _ = cli("approve", request, "--actor", "alice", "--json")
+    result = json.loads(out)
     assert code == 0 and result["result"] == "approved"
-    assert result["request"]["override_by"] == "admin-bot"
     assert "gate override: new features validated" in result["audit"]["reason"]
+    events = json.loads(cli("history", "churn", "--env", "production", "--json")[1])["events"]
+    assert [e["action"] for e in events][-6:] == [
+        "promote_requested", "approve_refused", "override_refused", "override", "approve", "promote"]
 
 
 def test_canary_start_abort_and_promote(cli) -> None:  # type: ignore[no-untyped-def]
@@ -150,7 +159,6 @@ def test_canary_start_abort_and_promote(cli) -> None:  # type: ignore[no-untyped
     ("args", "message"),
     [
         (["request-promotion", "churn", "2", "prod", "--actor", "ci"], "no environment 'prod'"),
-        (["request-promotion", "churn", "2", "production", "--actor", "mallory"], "only deployers"),
         (["request-promotion", "churn", "9", "production", "--actor", "ci"], "no version 9"),
         (["approve", "abc", "--actor", "alice"], "not a request id"),
         (["approve", "999", "--actor", "alice"], "no request 999"),
@@ -159,10 +167,6 @@ def test_canary_start_abort_and_promote(cli) -> None:  # type: ignore[no-untyped
         (["canary", "churn", "2", "production", "100", "--actor", "ci"], "promotion"),
         (["canary", "churn", "2", "production", "150", "--actor", "ci"], "between 1 and 99"),
         (["canary", "churn", "2", "production", "abc", "--actor", "ci"], "not a percentage"),
-        (["canary", "churn", "2", "production", "5", "--actor", "mallory"], "only deployers"),
-        (["canary-abort", "churn", "production", "--actor", "ci"], "No canary is running"),
-        (["canary-promote", "churn", "production", "--actor", "ci"], "No canary is running"),
-        (["rollback", "churn", "production", "--to", "3", "--actor", "ci"], "never served production"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(cli, database_url: str, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -172,6 +176,30 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, database_url: str, args:
     assert code == 2 and out == "" and message in err, (code, out, err)
     assert err.count("\n") == 1 and err.startswith("modelbot")
     assert counts(database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "action"),
+    [
+        (["request-promotion", "churn", "2", "production", "--actor", "mallory"], "only deployers", "promote_refused"),
+        (["canary", "churn", "2", "production", "5", "--actor", "mallory"], "only deployers", "canary_start_refused"),
+        (["canary-abort", "churn", "production", "--actor", "ci"], "No canary is running", "canary_abort_refused"),
+        (["canary-promote", "churn", "production", "--actor", "ci"], "No canary is running",
+         "canary_promote_refused"),
+        (["rollback", "churn", "production", "--to", "3", "--actor", "ci"], "never served production",
+         "rollback_refused"),
+    ],
+)
+def test_refusals_one_line_exit_2_and_one_audit_row(cli, database_url: str, args: list[str], message: str,
+                                                    action: str) -> None:  # type: ignore[no-untyped-def]
+    seed(cli)
+    before = counts(database_url)
+    code, out, err = cli(*args)
+    assert code == 2 and out == "" and message in err, (code, out, err)
+    assert err.count("\n") == 1 and err.startswith("modelbot")
+    assert counts(database_url) == {**before, "audit_events": before["audit_events"] + 1}
+    last = json.loads(cli("history", "churn", "--json")[1])["events"][-1]
+    assert last["action"] == action and message in last["reason"]
 
 
 def test_non_approver_is_refused_and_audited(cli) -> None:  # type: ignore[no-untyped-def]

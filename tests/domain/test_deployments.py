@@ -123,12 +123,20 @@ def test_non_approver_and_requester_are_refused_with_an_audit_row(deployments: D
     assert d.get_request(request.id).approvals == ()
 
 
+def refused_once(before: dict[str, int], after: dict[str, int]) -> bool:
+    """A refusal changes nothing but one audit row."""
+    return after == {**before, "audit_events": before["audit_events"] + 1}
+
+
 def test_only_deployers_request(deployments: Deployments) -> None:
     seed(deployments, GOOD)
     before = counts(deployments)
     with pytest.raises(Forbidden, match="only deployers"):
         deployments.request_promotion("churn", "1", "staging", requester="U0RANDOM")
-    assert counts(deployments) == before
+    assert refused_once(before, counts(deployments))
+    (refusal,) = deployments.registry.history("churn", "staging")
+    assert (refusal.action, refusal.actor, refusal.to_version) == ("promote_refused", "U0RANDOM", 1)
+    assert refusal.reason is not None and "only deployers" in refusal.reason
     # a member of the @ml-eng group is a deployer
     deployments.request_promotion("churn", "1", "staging", requester="U0GROUPDEPLOY")
 
@@ -138,7 +146,7 @@ def test_requires_staging_first(deployments: Deployments) -> None:
     before = counts(deployments)
     with pytest.raises(Conflict, match="promote it to staging first"):
         deployments.request_promotion("churn", "1", "production", requester="U0DEPLOY")
-    assert counts(deployments) == before
+    assert refused_once(before, counts(deployments))
 
 
 def test_failing_gate_blocks_approval_admin_override_needs_reason(deployments: Deployments) -> None:
@@ -151,19 +159,29 @@ def test_failing_gate_blocks_approval_admin_override_needs_reason(deployments: D
     failing = [g for g in request.gates if not g["passed"]]
     assert {g["gate"] for g in failing} == {"auc >= current.auc - 0.005", "latency_p95_ms <= 250"}
     assert failing[0]["left"] is not None  # the card shows the numbers
-    d.vote(request.id, "U0APPR1", "approve")
-    with pytest.raises(Conflict, match="gate fails"):
-        d.vote(request.id, "U0APPR2", "approve")
+    # a plain approval is not half-counted while a gate fails (issue 10, defect 3)
+    with pytest.raises(Conflict, match="A gate fails, so this cannot be approved"):
+        d.vote(request.id, "U0APPR1", "approve")
     with pytest.raises(Forbidden, match="Only an admin"):
         d.vote(request.id, "U0APPR2", "approve", override_reason="ship it")
-    with pytest.raises(Conflict, match="gate fails"):
-        d.vote(request.id, "U0ADMIN", "approve")
-    outcome = d.vote(request.id, "U0ADMIN", "approve", override_reason="latency fixed by new hardware")
-    assert outcome.result == "approved"
+    with pytest.raises(InvalidInput, match="Write why"):
+        d.vote(request.id, "U0ADMIN", "approve", override_reason="  ")
+    assert d.get_request(request.id).approvals == ()
+    # the override belongs to the request, and counts as the admin's approval (defect 4)
+    counted = d.vote(request.id, "U0ADMIN", "approve", override_reason="latency fixed by new hardware")
+    assert counted.result == "counted"
     view = d.get_request(request.id)
     assert view.override_by == "U0ADMIN" and "hardware" in (view.override_reason or "")
+    assert view.override_at == d.clock()
+    with pytest.raises(Conflict, match="already overridden by U0ADMIN"):
+        d.vote(request.id, "U0APPR2", "approve", override_reason="me too")
+    outcome = d.vote(request.id, "U0APPR1", "approve")
+    assert outcome.result == "approved" and outcome.move is not None
     promote = d.registry.history("churn", "production")[-1]
-    assert promote.action == "promote" and "gate override" in (promote.reason or "")
+    assert promote.action == "promote" and "gate override: latency fixed" in (promote.reason or "")
+    assert [e.action for e in d.registry.history("churn", "production")][-7:] == [
+        "promote_requested", "approve_refused", "override_refused", "override", "override_refused", "approve",
+        "promote"]
 
 
 def test_reject_needs_reason_and_decides(deployments: Deployments) -> None:
@@ -247,15 +265,15 @@ def test_canary_ladder_abort_and_promote(deployments: Deployments) -> None:
     seed(d, GOOD, GOOD)
     staged(d, "1", "2")
     d.registry.promote("churn", "1", "production", actor="a")
-    state = d.set_canary("churn", "2", "production", 5, actor="U0DEPLOY")
-    assert (state.stable, state.canary, state.canary_weight) == (1, 2, 5)
+    state = d.set_canary("churn", "2", "production", 5, actor="U0DEPLOY").state
+    assert state is not None and (state.stable, state.canary, state.canary_weight) == (1, 2, 5)
     assert d.next_canary_step(5, "production") == 25
-    state = d.set_canary("churn", None, "production", 25, actor="U0DEPLOY")
-    assert state.canary_weight == 25
+    state = d.set_canary("churn", None, "production", 25, actor="U0DEPLOY").state
+    assert state is not None and state.canary_weight == 25
     state = d.abort_canary("churn", "production", actor="U0DEPLOY", reason="errors")
     assert (state.stable, state.canary, state.canary_weight) == (1, None, 0)
     d.set_canary("churn", "2", "production", 50, actor="U0DEPLOY")
-    request = d.request_promotion("churn", "latest", "production", requester="U0DEPLOY", kind="canary_promote").request
+    request = d.promote_canary("churn", "production", actor="U0DEPLOY").request
     assert request is not None and request.version == 2
     d.vote(request.id, "U0APPR1", "approve")
     outcome = d.vote(request.id, "U0APPR2", "approve")
@@ -324,3 +342,129 @@ def test_example_policy_parses() -> None:
     policy = load_policy(example)
     assert policy.env("production").approvals == 2
     assert parse_policy({}, PolicyFile(example, "")).env("production").approvals == 0
+
+
+def test_expiry_and_operator_moves_close_requests_on_the_sweep_audited(deployments: Deployments,
+                                                                      clock: Clock) -> None:
+    d = deployments
+    seed(d, GOOD, GOOD)
+    staged(d, "1", "2")
+    d.registry.promote("churn", "1", "production", actor="bootstrap")
+    first = d.request_promotion("churn", "2", "production", requester="U0DEPLOY").request
+    assert first is not None
+    d.registry.promote("churn", "2", "production", actor="operator")  # outside the rule book
+    assert d.expire_due() == 0
+    moot = d.get_request(first.id)
+    assert (moot.status, moot.decided_by, moot.decision_reason) == ("moot", "modelbot", "v2 already serves production")
+    second = d.request_promotion("churn", "1", "production", requester="U0DEPLOY").request
+    assert second is not None
+    clock.now += timedelta(hours=25)
+    assert d.expire_due() == 1
+    actions = [(e.action, e.actor, e.request_id) for e in d.registry.history("churn", "production")]
+    assert ("moot", "modelbot", str(first.id)) in actions and actions[-1] == ("expire", "modelbot", str(second.id))
+    with d.registry.reading() as session:
+        cards = session.execute(sa.select(OutboxMessage.kind, OutboxMessage.message_key)
+                                .where(OutboxMessage.template == "approval_card")).all()
+    assert ("update", f"request:{first.id}") in cards and ("update", f"request:{second.id}") in cards
+
+
+def test_a_canary_ended_by_a_rollback_is_recorded_and_its_promotion_request_closes(deployments: Deployments) -> None:
+    d = deployments
+    seed(d, GOOD, GOOD, GOOD)
+    staged(d, "1", "2", "3")
+    d.registry.promote("churn", "1", "production", actor="a")
+    d.registry.promote("churn", "2", "production", actor="a")
+    d.set_canary("churn", "3", "production", 10, actor="U0DEPLOY")
+    request = d.promote_canary("churn", "production", actor="U0DEPLOY").request
+    assert request is not None
+    outcome = d.rollback("churn", "production", actor="U0DEPLOY", reason="errors")
+    assert outcome.move is not None and outcome.move.state.canary is None
+    assert [e.action for e in d.registry.history("churn", "production")][-3:] == ["canary_abort", "rollback", "moot"]
+    assert d.get_request(request.id).decision_reason == "the canary of v3 no longer runs in production"
+
+
+def test_cancel_is_the_requesters_or_an_admins_and_is_audited(deployments: Deployments) -> None:
+    d = deployments
+    seed(d, GOOD)
+    staged(d, "1")
+    request = d.request_promotion("churn", "1", "production", requester="U0DEPLOY").request
+    assert request is not None
+    with pytest.raises(Forbidden, match="Only the requester or an admin"):
+        d.cancel(request.id, "U0APPR1")
+    view = d.cancel(request.id, "U0ADMIN", reason="wrong version")
+    assert (view.status, view.decided_by, view.decision_reason) == ("cancelled", "U0ADMIN", "wrong version")
+    with pytest.raises(Conflict, match="already cancelled"):
+        d.cancel(request.id, "U0DEPLOY")
+    assert [(e.action, e.actor) for e in d.registry.history("churn", "production")] == [
+        ("promote_requested", "U0DEPLOY"), ("cancel_refused", "U0APPR1"), ("cancel", "U0ADMIN"),
+        ("cancel_refused", "U0DEPLOY")]
+
+
+def test_group_members_are_resolved_once_before_the_transaction(db: Database, tmp_path: Path, clock: Clock) -> None:
+    """The resolver (Slack, in production) is asked before any write lock is taken: here it
+    checks that nothing holds the database while it answers (issue 11, defect 4)."""
+    path = tmp_path / "modelbot.toml"
+    path.write_text(POLICY)
+    policy = load_policy(path)
+    registry = Registry(db, environments=policy.environment_names, clock=clock)
+    asked: list[str] = []
+
+    def groups(handle: str) -> frozenset[str]:
+        asked.append(handle)
+        with db.write() as session:  # BEGIN IMMEDIATE: fails if this process's decision held SQLite's lock
+            session.execute(sa.text("SELECT 1"))
+        return frozenset({"U0LEAD"}) if handle == "ml-leads" else frozenset()
+
+    d = Deployments(registry, policy, groups=groups, clock=clock)
+    seed(d, GOOD)
+    d.registry.promote("churn", "1", "staging", actor="a")
+    request = d.request_promotion("churn", "1", "production", requester="U0DEPLOY").request
+    assert request is not None
+    asked.clear()
+    assert d.vote(request.id, "U0LEAD", "approve").result == "counted"
+    assert sorted(asked) == ["ml-eng", "ml-leads"]  # each group once per decision
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("[environments.production]\napprovals = 2\napprovers = ['U1']\napproval_channel = 'C0A'\n", "approvals",
+         "approvals = 2 can never be met: at most 1"),
+        ("[roles]\ndeployers = ['U1', 'U2']\n[environments.production]\napprovals = 2\napprovers = ['U1', 'U2']\n"
+         "approval_channel = 'C0A'\n", "approvals", "the requester cannot approve their own request"),
+        ("[environments.production]\nrollback_approvals = 3\napprovers = ['U1', 'U2']\napproval_channel = 'C0A'\n",
+         "rollback_approvals", "rollback_approvals = 3 can never be met"),
+        ("[environments.production]\ncanary_approvals = 2\napprovers = ['U1']\napproval_channel = 'C0A'\n",
+         "canary_approvals", "canary_approvals = 2 can never be met"),
+    ],
+)
+def test_unsatisfiable_approvals_stop_start_up_at_their_line(tmp_path: Path, text: str, key: str,
+                                                             message: str) -> None:
+    path = tmp_path / "modelbot.toml"
+    path.write_text("# approvals\n" + text)
+    with pytest.raises(ConfigError) as error:
+        load_policy(path)
+    line = next(i for i, row in enumerate(path.read_text().splitlines(), 1) if row.startswith(key))
+    assert f"{path}:{line}: " in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a deployer who is not an approver may ask, and both approvers can vote
+        "[roles]\ndeployers = ['ci']\n[environments.production]\napprovals = 2\napprovers = ['U1', 'U2']\n"
+        "approval_channel = 'C0A'\n",
+        # self-approval allowed: the requester's vote counts
+        "[roles]\ndeployers = ['U1', 'U2']\n[environments.production]\napprovals = 2\napprovers = ['U1', 'U2']\n"
+        "allow_self_approval = true\napproval_channel = 'C0A'\n",
+        # a group's members are not known before Slack answers
+        "[environments.production]\napprovals = 3\napprovers = ['@ml-leads']\napproval_channel = 'C0A'\n",
+        # admins approve too
+        "[roles]\nadmins = ['A1']\n[environments.production]\napprovals = 2\napprovers = ['U1']\n"
+        "approval_channel = 'C0A'\n",
+    ],
+)
+def test_satisfiable_approvals_start(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "modelbot.toml"
+    path.write_text(text)
+    assert load_policy(path).env("production").approvals >= 2

@@ -335,6 +335,8 @@ def test_reject_opens_a_modal_and_the_reason_reaches_card_and_thread(approvals: 
 
 
 def test_failing_gate_blocks_approval_and_an_admin_override_needs_a_reason(approvals: Approvals) -> None:
+    """Issue 10, defects 3 and 4 in Slack: a plain approval is refused while a gate fails, and an
+    admin's override given before the last approval stays with the request (no deadlock)."""
     a = approvals
     reply = a.command("promote churn 3 production", user="U0ALICE")
     assert "A gate fails" in section_texts(reply.blocks)[0]
@@ -346,26 +348,32 @@ def test_failing_gate_blocks_approval_and_an_admin_override_needs_a_reason(appro
     assert [b["text"]["text"] for b in buttons(card.blocks)] == ["Approve", "Reject", "Override gate (admin)"]
     approve, override = value_of(card, cards.APPROVE_ACTION), value_of(card, cards.OVERRIDE_ACTION)
 
-    # an override before the last approval would be dropped by the domain: refuse it up front
-    early = a.click(cards.OVERRIDE_ACTION, override, "U0ADMIN", message_ts=card.ts)
-    assert "still needs 1 more approval" in warning(early)
-    a.click(cards.APPROVE_ACTION, approve, "U0BOB", message_ts=card.ts)
-    blocked = a.click(cards.APPROVE_ACTION, approve, "U0APPR1", message_ts=card.ts)
+    blocked = a.click(cards.APPROVE_ACTION, approve, "U0BOB", message_ts=card.ts)
     assert "A gate fails, so this cannot be approved: auc >= current.auc - 0.005 (0.8 vs 0.895)" in warning(
         blocked).replace("&gt;", ">")
-    assert production(a) == 1
     assert "Only an admin" in warning(a.click(cards.OVERRIDE_ACTION, override, "U0APPR1", message_ts=card.ts))
+    assert [actor for actor, _ in a.audit("approve_refused")] == ["U0BOB"]
+    assert [actor for actor, _ in a.audit("override_refused")] == ["U0APPR1"]
+    assert a.bot.services.deployments.get_request(number).approvals == ()
 
     view = a.click_for_modal(cards.OVERRIDE_ACTION, override, "U0ADMIN", card.ts)
     assert view["callback_id"] == cards.OVERRIDE_VIEW and "0.8 vs 0.895" in json.dumps(view["blocks"])
     empty = a.submit(view, "   ", "U0ADMIN")
     assert empty["response_action"] == "errors" and "Write why" in empty["errors"][cards.REASON_BLOCK]
-    assert production(a) == 1
     assert a.submit(view, "auc measured on the old label set; verified by hand", "U0ADMIN") == {}
-    assert production(a) == 3
+    assert production(a) == 1  # the override is the admin's approval: 1 of 2
     request = a.bot.services.deployments.get_request(number)
     assert request.override_by == "U0ADMIN" and "old label set" in (request.override_reason or "")
-    (promote,) = [r for actor, r in a.audit("promote") if actor == "U0ADMIN"]
+    assert [v for v, _ in request.approvals] == ["U0ADMIN"]
+    a.deliver()
+    pending = a.slack.message(APPROVALS, card.ts)
+    assert "Gate overridden by <@U0ADMIN>: auc measured on the old label set" in "\n".join(section_texts(pending.blocks))
+    assert [b["text"]["text"] for b in buttons(pending.blocks)] == ["Approve", "Reject"]  # overridden once
+
+    done = a.click(cards.APPROVE_ACTION, approve, "U0BOB", message_ts=card.ts)
+    assert "now serves production" in section_texts(done.blocks)[0]
+    assert production(a) == 3
+    (promote,) = [r for actor, r in a.audit("promote") if actor == "U0BOB"]
     assert "gate override: auc measured on the old label set" in (promote or "")
     a.deliver()
     final = "\n".join(section_texts(a.slack.message(APPROVALS, card.ts).blocks))
@@ -441,7 +449,8 @@ def test_canary_card_steps_up_and_aborts_and_an_old_card_cannot_act(approvals: A
     assert buttons(a.slack.message(APPROVALS, card.ts).blocks) == []
     before = a.counts()
     old = a.click(cards.CANARY_STEP_ACTION, value_of(updated, cards.CANARY_STEP_ACTION), "U0CAROL", message_ts=card.ts)
-    assert "This card is out of date" in warning(old) and a.counts() == before
+    assert "This card is out of date" in warning(old)
+    assert a.counts() == {**before, "audit_events": before["audit_events"] + 1}  # the refused click, recorded
 
 
 def test_canary_promote_goes_through_the_approval_policy(approvals: Approvals) -> None:
@@ -470,26 +479,43 @@ def test_canary_promote_goes_through_the_approval_policy(approvals: Approvals) -
         ("promote churn 2 prod", "There is no environment 'prod': use one of staging, production"),
         ("rollback churn prod", "There is no environment 'prod'"),
         ("canary churn 2 qa 5", "There is no environment 'qa'"),
-        ("rollback churn production to 3", "churn v3 never served production, so it is not a rollback target"),
-        ("rollback churn", "churn has no previous version in production"),
         ("canary churn 2 production 0", "A canary at 0 % takes no traffic"),
         ("canary churn 2 production 100", "A canary at 100 % is a promotion"),
         ("canary churn 2 production 150", "between 1 and 99 % of traffic, not 150"),
         ("canary churn 2 production abc", "'abc' is not a percentage"),
-        ("canary churn production abort", "No canary is running for churn in production"),
         ("approve 999", "There is no request 999"),
         ("reject 999 because", "There is no request 999"),
         ("approve abc", "'abc' is not a request id"),
-        ("promote churn 2 production", "only deployers"),  # as U0BOB, an approver but no deployer
     ],
 )
 def test_bad_input_gets_a_clear_message_and_changes_nothing(approvals: Approvals, text: str, message: str) -> None:
     a = approvals
     before = a.counts()
-    user = "U0BOB" if "deployers" in message else "U0CAROL"
-    reply = warning(a.command(text, user=user))
+    reply = warning(a.command(text, user="U0CAROL"))
     assert message in reply.replace("&gt;", ">").replace("&lt;", "<"), reply
     assert a.counts() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "user", "message", "action"),
+    [
+        ("rollback churn production to 3", "U0CAROL",
+         "churn v3 never served production, so it is not a rollback target", "rollback_refused"),
+        ("rollback churn", "U0CAROL", "churn has no previous version in production", "rollback_refused"),
+        ("canary churn production abort", "U0CAROL", "No canary is running for churn in production",
+         "canary_abort_refused"),
+        ("promote churn 2 production", "U0BOB", "only deployers", "promote_refused"),  # an approver, no deployer
+    ],
+)
+def test_refusals_say_why_change_nothing_else_and_are_recorded(approvals: Approvals, text: str, user: str,
+                                                               message: str, action: str) -> None:
+    """Issue 10, defect 8: every refusal, not only a vote's, is one audit row."""
+    a = approvals
+    before = a.counts()
+    reply = warning(a.command(text, user=user))
+    assert message in reply.replace("&gt;", ">").replace("&lt;", "<"), reply
+    assert a.counts() == {**before, "audit_events": before["audit_events"] + 1}
+    assert [(actor, message in (why or "")) for actor, why in a.audit(action)] == [(user, True)]
 
 
 def test_a_stale_card_and_a_card_clicked_after_expiry_change_nothing(approvals: Approvals) -> None:
@@ -514,7 +540,9 @@ def test_a_stale_card_and_a_card_clicked_after_expiry_change_nothing(approvals: 
         late.blocks)[0]
     after = a.counts()
     assert production(a) == 1 and after["request_votes"] == before["request_votes"]
-    assert after["audit_events"] == before["audit_events"] and after["deployments"] == before["deployments"]
+    assert after["deployments"] == before["deployments"]
+    assert after["audit_events"] == before["audit_events"] + 1 and a.audit("expire") == [
+        ("modelbot", "no decision before the deadline")]
     a.deliver()
     expired = a.slack.message(APPROVALS, card.ts)
     assert "*Expired*" in "\n".join(section_texts(expired.blocks)) and buttons(expired.blocks) == []
@@ -552,3 +580,111 @@ def test_user_groups_resolve_through_slack_with_a_short_cache(slack: SlackFake) 
     slack.fail_next("usergroups.list", status=500, count=10)
     assert resolve("ml-leads") == {"U0BOB"}  # Slack down: the last known members
     assert resolve("nobody-knows") == frozenset()  # never known: empty, so nobody gains a right
+
+
+# ---- issue 10: the rule book through Slack ----------------------------------------------------------
+
+
+def test_a_promotion_during_a_canary_is_refused_with_a_button_that_aborts_it_first(approvals: Approvals) -> None:
+    """Issue 10, defect 6: the canary is never dropped silently."""
+    a = approvals
+    a.command("canary churn 2 production 25", user="U0CAROL")
+    a.deliver()
+    canary_card = a.card()
+    reply = a.command("promote churn 2 production ship it", user="U0ALICE")
+    assert "A canary of v2 runs at 25 % in production: promote or abort it first." in warning(reply)
+    (abort,) = buttons(reply.blocks)
+    assert abort["action_id"] == cards.PROMOTE_ABORTING_CANARY_ACTION and abort["confirm"]["confirm"]["text"] == \
+        "Abort and promote"
+    state = a.bot.registry.environment_state("churn", "production")
+    assert (state.canary, state.canary_weight) == (2, 25)
+    assert [actor for actor, _ in a.audit("promote_refused")] == ["U0ALICE"]
+
+    done = a.click(cards.PROMOTE_ABORTING_CANARY_ACTION, abort["value"], "U0ALICE", channel=GENERAL, ephemeral=True)
+    assert done.replace_original and "Request *#" in section_texts(done.blocks)[0]
+    state = a.bot.registry.environment_state("churn", "production")
+    assert (state.stable, state.canary, state.canary_weight) == (1, None, 0)
+    assert a.audit("canary_abort") == [("U0ALICE", "aborted to promote v2")]
+    request = a.bot.services.deployments.list_requests()[0]
+    assert (request.version, request.reason, request.requester) == (2, "ship it", "U0ALICE")
+    a.deliver()
+    assert ":x: *Canary v2 aborted* by <@U0ALICE>" in section_texts(a.slack.message(APPROVALS, canary_card.ts).blocks)[1]
+    # the same button again: the canary it was about is gone, so it does nothing (and says why)
+    before = a.counts()
+    stale = a.click(cards.PROMOTE_ABORTING_CANARY_ACTION, abort["value"], "U0ALICE", channel=GENERAL, ephemeral=True)
+    assert "This card is out of date: churn in production runs no canary now." in warning(stale)
+    assert a.counts() == {**before, "audit_events": before["audit_events"] + 1}
+
+
+def test_abort_canary_word_on_promote(approvals: Approvals) -> None:
+    a = approvals
+    a.command("canary churn 2 production 25", user="U0CAROL")
+    reply = a.command("promote churn 2 production abort-canary latency fixed", user="U0ALICE")
+    number = request_id(reply)
+    assert a.bot.services.deployments.get_request(number).reason == "latency fixed"
+    assert a.bot.registry.environment_state("churn", "production").canary is None
+    assert a.audit("canary_abort") == [("U0ALICE", "aborted to promote v2")]
+
+
+def test_a_moot_request_closes_and_its_card_says_so(approvals: Approvals) -> None:
+    """Issue 10, defect 7: the request asked for what already serves; it closes, visibly."""
+    a = approvals
+    a.bot.registry.promote("churn", "2", "production", actor="bootstrap")
+    number = request_id(a.command("promote churn 1 production back to v1", user="U0ALICE"))
+    a.deliver()
+    card = a.card()
+    confirm = a.command("rollback churn production", user="U0CAROL")
+    assert a.bot.services.deployments.get_request(number).status == "pending"  # step one changes nothing
+    a.click(cards.ROLLBACK_ACTION, value_of(confirm, cards.ROLLBACK_ACTION), "U0CAROL", channel=GENERAL,
+            ephemeral=True)
+    view = a.bot.services.deployments.get_request(number)
+    assert (view.status, view.decision_reason) == ("moot", "v1 already serves production")
+    assert a.audit("moot") == [("U0CAROL", "v1 already serves production")]
+    a.deliver()
+    moot = a.slack.message(APPROVALS, card.ts)
+    assert ":heavy_minus_sign: *Moot*" in "\n".join(section_texts(moot.blocks)) and buttons(moot.blocks) == []
+    late = a.click(cards.APPROVE_ACTION, value_of(card, cards.APPROVE_ACTION), "U0BOB", message_ts=card.ts)
+    assert f"Request {number} is already moot" in section_texts(late.blocks)[0]
+
+
+def test_history_in_slack_shows_every_decision_and_canary_weights(approvals: Approvals) -> None:
+    """Issue 10, defect 8: cancelled, superseded, expired and moot requests, refusals, and canary weights."""
+    a = approvals
+    first = request_id(a.command("promote churn 2 production", user="U0ALICE"))
+    second = request_id(a.command("promote churn 2 production again", user="U0ALICE"))
+    a.command(f"cancel {second} wrong day", user="U0ALICE")
+    a.command("canary churn 2 production 5", user="U0CAROL")
+    a.command("canary churn production 25", user="U0CAROL")
+    text = "\n".join(section_texts(a.command("history churn production", user="U0BOB").blocks))
+    assert f"superseded by request #{second}" in text and "*cancel*" in text and "_wrong day_" in text
+    assert "*canary_start* production v1 → v2 at 5 %" in text and "*canary_weight* production v1 → v2 at 25 %" in text
+    assert first < second
+
+
+def test_a_slow_slack_never_holds_the_database(approvals: Approvals, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11, defect 4: resolving @ml-leads asks Slack. With Slack answering usergroups in 4 s,
+    an unrelated `modelbot register` (1 s lock timeout) goes through while the vote waits."""
+    from bot.cli.main import main
+    from bot.slack.usergroups import attach_group_resolver
+
+    a = approvals
+    number = request_id(a.command("promote churn 2 production", user="U0ALICE"))
+    attach_group_resolver(a.bot.services, a.bot.app.client)  # a fresh cache: the vote must ask Slack
+    a.slack.hang("usergroups.list", seconds=4)
+    name = a.bot.unique("click")
+    body = a.slack.block_actions_body(cards.APPROVE_ACTION, json.dumps({"r": number}), response_name=name,
+                                      user_id="U0BOB", channel_id=APPROVALS)
+    assert a.bot.signed_post(body).status_code == 200
+    a.slack.wait_for_hanging(1)
+
+    monkeypatch.setenv("MODELBOT_DATABASE_URL", a.bot.services.settings.database_url)
+    monkeypatch.setenv("MODELBOT_CONFIG", str(a.bot.services.settings.config_path))
+    monkeypatch.setenv("MODELBOT_DB_LOCK_TIMEOUT", "1")
+    capsys.readouterr()
+    assert main(["register", "fraud", "--artifact", "s3://models/fraud/1"]) == 0, capsys.readouterr().err
+    assert a.slack.hanging == 1  # registered while Slack had not answered yet
+
+    (reply,) = a.slack.wait_for_responses(name, 1, 15)
+    assert "Approval recorded: 1 of 2" in section_texts(reply.blocks)[0]
+    assert a.bot.registry.get_model("fraud").latest_version == 1

@@ -103,7 +103,7 @@ def api_under_test(module_database_url: str, tmp_path_factory: pytest.TempPathFa
 
 def _seed(services: Services) -> None:
     """Models whose names schemathesis is likely to produce from the spec's examples and
-    constraints ("churn", one-letter names), versions in staging and production, and an
+    constraints ("churn", one-letter names), versions in staging and production, a canary and an
     open request, so the 200/201/409 paths are reached as well as 404 and 422."""
     registry = services.registry
     for name in ("churn", "0", "a", "A0"):
@@ -113,7 +113,11 @@ def _seed(services: Services) -> None:
         registry.promote(name, "1", "staging", actor="seed")
         registry.promote(name, "1", "production", actor="seed")
         registry.promote(name, "2", "staging", actor="seed")
-    services.deployments.request_promotion("churn", "2", "production", requester="seed", reason="better auc")
+    # requested by the token's name, so the generated cancel meets a request it may withdraw
+    services.deployments.request_promotion("churn", "2", "production", requester="schemathesis",
+                                           reason="better auc")
+    registry.promote("churn", "3", "staging", actor="seed")
+    services.deployments.set_canary("churn", "3", "production", 5, actor="seed")
 
 
 @pytest.fixture(scope="module")

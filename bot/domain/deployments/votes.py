@@ -16,7 +16,7 @@ from bot.domain import names, notices
 from bot.domain.deployments import rules
 from bot.domain.deployments.base import Attempt, DeploymentsBase, deadline_passed
 from bot.domain.deployments.views import RequestView, VoteOutcome
-from bot.domain.entities import EnvironmentState, PointerMove, iso
+from bot.domain.entities import iso
 from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bot.domain.policy import Roles
 from storage.models import ChangeRequest, Deployment, RegisteredModel, RequestVote
@@ -169,21 +169,17 @@ class Votes(DeploymentsBase):
             view = self.view(session, request, model.name)
             notices.request_updated(session, view, now=now, model_id=model.id)  # type: ignore[arg-type]
             return VoteOutcome(view, "counted", notes=[f"Approval recorded: {approvals} of {request.approvals_needed}."])
-        move: PointerMove | None = None
-        canary: EnvironmentState | None = None
         request.status, request.decided_at, request.decided_by = "approved", now, roles.actor
-        session.add(request)
-        session.flush()
+        outcome = self._decided(session, request, model, "approved", now)  # the card first, then the change
         if request.kind == "canary_start":
             canary = self.set_canary_weight(session, model, dep, None, request.version, request.weight or 0,
                                             actor=roles.actor, reason=request.reason, now=now,
                                             request_id=str(number))
-        else:
-            move = self.move(session, model, dep, None, request.version, actor=roles.actor, action=request.kind,
-                             reason=rules.with_override(request.reason, request.override_reason),
-                             request_id=str(number), now=now, announce=False)
-        outcome = self._decided(session, request, model, "approved", now)
-        return VoteOutcome(outcome.request, "approved", move=move, canary=canary)
+            return VoteOutcome(outcome.request, "approved", canary=canary)
+        move = self.move(session, model, dep, None, request.version, actor=roles.actor, action=request.kind,
+                         reason=rules.with_override(request.reason, request.override_reason), request_id=str(number),
+                         now=now, announce=False)
+        return VoteOutcome(outcome.request, "approved", move=move)
 
     def _record(self, session: Session, request: ChangeRequest, model: RegisteredModel, voter: str, action: str,
                 reason: str | None, now: datetime) -> None:

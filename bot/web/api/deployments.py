@@ -35,6 +35,13 @@ def rollback(svc: Svc, t: Token, model: ModelName, environment: Env, body: s.Rol
     return _change(svc.deployments.rollback(model, environment, actor=actor, to=body.to, reason=body.reason))
 
 
+@router.post("/requests/{request_id}/cancel", response_model=s.RequestOut, tags=["promotions"])
+def cancel(svc: Svc, t: Token, request_id: RequestId, body: s.ReasonIn) -> Any:
+    """The requester (the token that asked) or an admin withdraws a pending request."""
+    actor = scoped(t, "promotions:request")
+    return svc.deployments.cancel(request_id, actor, reason=body.reason).to_dict()
+
+
 @router.post("/models/{model}/environments/{environment}/canary", response_model=s.CanaryOut, status_code=201,
              tags=["canary"])
 def canary(svc: Svc, t: Token, model: ModelName, environment: Env, body: s.CanaryIn) -> Any:
@@ -47,20 +54,20 @@ def canary(svc: Svc, t: Token, model: ModelName, environment: Env, body: s.Canar
     return {"outcome": "changed", "state": outcome.state.to_dict(), "request": None}
 
 
-@router.post("/models/{model}/environments/{environment}/canary/abort", response_model=s.CanaryOut,
-             tags=["canary"])
-def canary_abort(svc: Svc, t: Token, model: ModelName, environment: Env, body: s.ReasonIn) -> Any:
-    actor = scoped(t, "promotions:request")
-    state = svc.deployments.abort_canary(model, environment, actor=actor, reason=body.reason)
-    return {"outcome": "changed", "state": state.to_dict(), "request": None}
-
-
 @router.post("/models/{model}/environments/{environment}/canary/promote", response_model=s.ChangeOut,
              status_code=201, tags=["canary"])
 def canary_promote(svc: Svc, t: Token, model: ModelName, environment: Env, body: s.ReasonIn) -> Any:
     """100 %: the canary becomes the stable version, through the environment's approvals."""
     actor = scoped(t, "promotions:request")
     return _change(svc.deployments.promote_canary(model, environment, actor=actor, reason=body.reason))
+
+
+@router.post("/models/{model}/environments/{environment}/canary/abort", response_model=s.CanaryOut,
+             tags=["canary"])
+def canary_abort(svc: Svc, t: Token, model: ModelName, environment: Env, body: s.ReasonIn) -> Any:
+    actor = scoped(t, "promotions:request")
+    state = svc.deployments.abort_canary(model, environment, actor=actor, reason=body.reason)
+    return {"outcome": "changed", "state": state.to_dict(), "request": None}
 
 
 @router.get("/requests", response_model=s.RequestList, tags=["promotions"])
@@ -85,13 +92,6 @@ def approve(svc: Svc, t: Token, request_id: RequestId, body: s.ApproveIn) -> Any
 def reject(svc: Svc, t: Token, request_id: RequestId, body: s.RejectIn) -> Any:
     actor = scoped(t, "promotions:approve")
     return _vote(svc.deployments.vote(request_id, actor, "reject", reason=body.reason))
-
-
-@router.post("/requests/{request_id}/cancel", response_model=s.RequestOut, tags=["promotions"])
-def cancel(svc: Svc, t: Token, request_id: RequestId, body: s.ReasonIn) -> Any:
-    """The requester (the token that asked) or an admin withdraws a pending request."""
-    actor = scoped(t, "promotions:request")
-    return svc.deployments.cancel(request_id, actor, reason=body.reason).to_dict()
 
 
 def _vote(outcome: Any) -> dict[str, Any]:

@@ -169,8 +169,8 @@ class PromotionIn(Strict):
 class CanaryIn(Strict):
     """Start a canary of `version` at `percent`, or (without `version`) move the running one."""
 
-    version: str | None = Field(default=None, min_length=1, max_length=64, examples=["7"])
-    percent: int = Field(examples=[5], description="1–99")
+    version: str | None = Field(default=None, min_length=1, max_length=64, examples=["3"])
+    percent: int = Field(examples=[25], description="1–99")
     reason: str | None = Field(default=None, max_length=4000)
     override_reason: str | None = Field(default=None, max_length=4000)
 
