@@ -28,8 +28,9 @@ from bot.domain.entities import EnvironmentState, PointerMove, as_utc, iso
 from bot.domain.errors import Conflict, Forbidden
 from bot.domain.gates import GateResult, evaluate
 from bot.domain.policy import EnvironmentPolicy, GroupResolver, Policy, Roles, no_groups
+from bot.domain.refs import VersionRef
 from bot.domain.registry import Registry, audit_entry, new_request_id, state_of
-from storage.models import ChangeRequest, Deployment, RegisteredModel
+from storage.models import ChangeRequest, Deployment, ModelVersion, RegisteredModel
 from storage.queries import deployments as dq
 from storage.queries import registry as queries
 
@@ -46,6 +47,18 @@ class Attempt:
     version: int | None = None
     request_id: str | None = None
     weight: int | None = None
+
+
+@dataclass
+class Locked:
+    """What a decision about one environment holds: its transaction, the model, the pending
+    request and the deployment row (both locked), and the version the decision is about."""
+
+    session: Session
+    model: RegisteredModel
+    pending: ChangeRequest | None
+    dep: Deployment
+    target: ModelVersion | None
 
 
 class DeploymentsBase:
@@ -95,6 +108,25 @@ class DeploymentsBase:
         """One decision's write transaction, with its refusals audited."""
         with self.refusals(attempt), self.registry.writing() as session:
             yield session
+
+    @contextlib.contextmanager
+    def deciding_on(self, attempt: Attempt, model: str, roles: Roles, *, deployers_only: str | None,
+                    ref: str | VersionRef | None = None) -> Iterator[Locked]:
+        """A decision about one model's environment (`attempt.environment`): the model, the
+        version `ref` names, the deployer check (`deployers_only` says what is refused), then
+        the locks in their one order — the environment's pending request, its deployment row."""
+        assert attempt.environment is not None
+        with self.deciding(attempt) as session:
+            row = self.registry.model_row(session, model)
+            attempt.model_id = row.id
+            target = self.registry.version_row(session, row, ref) if ref is not None else None
+            if target is not None:
+                attempt.version = target.version
+            if deployers_only is not None:
+                self.require_deployer(roles, deployers_only)
+            pending = dq.pending_request_locked(session, row.id, attempt.environment)  # type: ignore[arg-type]
+            dep = self.registry.lock_deployment(session, row, attempt.environment)
+            yield Locked(session, row, pending, dep, target)
 
     # ---- reads inside a decision -----------------------------------------------------------------
 
@@ -255,25 +287,35 @@ class DeploymentsBase:
                                origin_channel=origin_channel)
         return view
 
-    def decide_change(
-        self, session: Session, model: RegisteredModel, dep: Deployment, pending: ChangeRequest | None, *,
-        kind: str, version: int, roles: Roles, reason: str | None, override_reason: str | None,
-        gates: list[GateResult], now: datetime, origin_channel: str | None,
-    ) -> RequestOutcome:
-        """Move the pointer now, or ask for the approvals the environment wants for this kind of change."""
+    def ask_or_go(
+        self, it: Locked, *, kind: str, version: int, roles: Roles, reason: str | None, override_reason: str | None,
+        gates: list[GateResult], now: datetime, origin_channel: str | None, weight: int | None = None,
+    ) -> RequestView | str | None:
+        """Open a request when the environment wants approvals for this kind of change (the
+        view), or say the change may happen now: the gates pass, or an admin overrides them.
+        Then the reason to record with it is returned (None: none given)."""
         overridden = rules.check_gates_for_change(roles, gates, override_reason) if override_reason else False
-        if self.policy.env(dep.environment).approvals_for(kind):
-            return RequestOutcome(request=self.open_request(
-                session, model, dep, pending, kind=kind, version=version, requester=roles.actor, reason=reason,
-                gates=gates, now=now, origin_channel=origin_channel,
+        if self.policy.env(it.dep.environment).approvals_for(kind):
+            return self.open_request(
+                it.session, it.model, it.dep, it.pending, kind=kind, version=version, requester=roles.actor,
+                reason=reason, gates=gates, now=now, origin_channel=origin_channel, weight=weight,
                 override_reason=override_reason if overridden else None,
-            ))
+            )
         if not overridden:
             rules.check_gates_for_change(roles, gates, None)
-        move = self.move(session, model, dep, pending, version, actor=roles.actor, action=kind,
-                         reason=rules.with_override(reason, override_reason if overridden else None), request_id=None,
-                         now=now)
-        return RequestOutcome(move=move)
+        return rules.with_override(reason, override_reason if overridden else None)
+
+    def move_or_ask(
+        self, it: Locked, *, kind: str, version: int, roles: Roles, reason: str | None, override_reason: str | None,
+        gates: list[GateResult], now: datetime, origin_channel: str | None,
+    ) -> RequestOutcome:
+        """Move the stable pointer now, or ask for the approvals this kind of move needs."""
+        decided = self.ask_or_go(it, kind=kind, version=version, roles=roles, reason=reason,
+                                 override_reason=override_reason, gates=gates, now=now, origin_channel=origin_channel)
+        if isinstance(decided, RequestView):
+            return RequestOutcome(request=decided)
+        return RequestOutcome(move=self.move(it.session, it.model, it.dep, it.pending, version, actor=roles.actor,
+                                             action=kind, reason=decided, request_id=None, now=now))
 
     def close(self, session: Session, model: RegisteredModel, request: ChangeRequest, status: str, *, actor: str,
               reason: str | None, now: datetime) -> RequestView:

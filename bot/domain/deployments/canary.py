@@ -11,11 +11,10 @@ from __future__ import annotations
 from bot.domain import names
 from bot.domain.deployments import rules
 from bot.domain.deployments.base import Attempt, DeploymentsBase
-from bot.domain.deployments.views import CanaryOutcome, RequestOutcome
+from bot.domain.deployments.views import CanaryOutcome, RequestOutcome, RequestView
 from bot.domain.entities import EnvironmentState
 from bot.domain.errors import Conflict
 from bot.domain.refs import VersionRef
-from storage.queries import deployments as dq
 from storage.queries import registry as queries
 
 
@@ -43,13 +42,8 @@ class Canaries(DeploymentsBase):
         roles = self.roles(actor)
         attempt = Attempt(actor, "canary_start" if ref is not None else "canary_weight", env, weight=weight)
         now = self.clock()
-        with self.deciding(attempt) as session:
-            row = self.registry.model_row(session, model)
-            attempt.model_id = row.id
-            target = self.registry.version_row(session, row, ref) if ref is not None else None
-            attempt.version = target.version if target is not None else None
-            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
-            dep = self.registry.lock_deployment(session, row, env)
+        with self.deciding_on(attempt, model, roles, deployers_only=None, ref=ref) as it:
+            session, row, pending, dep, target = it.session, it.model, it.pending, it.dep, it.target
             running = dep.canary_version
             stepping = target is None or target.version == running
             if stepping:  # naming the running canary's version steps it too (the CLI always names it)
@@ -72,20 +66,13 @@ class Canaries(DeploymentsBase):
             env_policy = self.policy.env(env)
             self.check_target(session, row, target.version, target.status, dep, env_policy)
             gates = self.gates(session, row, target.version, dep, env_policy, kind="canary_start")
-            overridden = rules.check_gates_for_change(roles, gates, override_reason) if override_reason else False
-            if env_policy.canary_approvals:
-                return CanaryOutcome(request=self.open_request(
-                    session, row, dep, pending, kind="canary_start", version=target.version, requester=actor,
-                    reason=reason, gates=gates, now=now, origin_channel=origin_channel, weight=weight,
-                    override_reason=override_reason if overridden else None,
-                ))
-            if not overridden:
-                rules.check_gates_for_change(roles, gates, None)
-            state = self.set_canary_weight(
-                session, row, dep, pending, target.version, weight, actor=actor, now=now,
-                reason=rules.with_override(reason, override_reason if overridden else None),
-            )
-            return CanaryOutcome(state=state)
+            decided = self.ask_or_go(it, kind="canary_start", version=target.version, roles=roles, reason=reason,
+                                     override_reason=override_reason, gates=gates, now=now,
+                                     origin_channel=origin_channel, weight=weight)
+            if isinstance(decided, RequestView):
+                return CanaryOutcome(request=decided)
+            return CanaryOutcome(state=self.set_canary_weight(session, row, dep, pending, target.version, weight,
+                                                              actor=actor, reason=decided, now=now))
 
     def abort_canary(
         self, model: str, environment: str, *, actor: str, reason: str | None = None,
@@ -99,17 +86,12 @@ class Canaries(DeploymentsBase):
         roles = self.roles(actor)
         attempt = Attempt(actor, "canary_abort", env, weight=0)
         now = self.clock()
-        with self.deciding(attempt) as session:
-            row = self.registry.model_row(session, model)
-            attempt.model_id = row.id
-            self.require_deployer(roles, f"abort canaries in {env}")
-            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
-            dep = self.registry.lock_deployment(session, row, env)
-            self.check_canary_card(row, dep, expected_canary)
-            if dep.canary_version is None:
-                raise Conflict(f"No canary is running for {row.name} in {env}.")
-            attempt.version = dep.canary_version
-            return self.end_canary(session, row, dep, pending, actor=actor, reason=reason, now=now)
+        with self.deciding_on(attempt, model, roles, deployers_only=f"abort canaries in {env}") as it:
+            self.check_canary_card(it.model, it.dep, expected_canary)
+            if it.dep.canary_version is None:
+                raise Conflict(f"No canary is running for {it.model.name} in {env}.")
+            attempt.version = it.dep.canary_version
+            return self.end_canary(it.session, it.model, it.dep, it.pending, actor=actor, reason=reason, now=now)
 
     def promote_canary(
         self, model: str, environment: str, *, actor: str, reason: str | None = None,
@@ -122,24 +104,19 @@ class Canaries(DeploymentsBase):
         roles = self.roles(actor)
         attempt = Attempt(actor, "canary_promote", env)
         now = self.clock()
-        with self.deciding(attempt) as session:
-            row = self.registry.model_row(session, model)
-            attempt.model_id = row.id
-            self.require_deployer(roles, f"promote canaries in {env}")
-            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
-            dep = self.registry.lock_deployment(session, row, env)
+        with self.deciding_on(attempt, model, roles, deployers_only=f"promote canaries in {env}") as it:
+            row, dep = it.model, it.dep
             self.check_canary_card(row, dep, expected_canary)
             if dep.canary_version is None:
                 raise Conflict(f"No canary is running for {row.name} in {env}: start one first.")
             attempt.version = dep.canary_version
-            target = queries.version(session, row.id, dep.canary_version)  # type: ignore[arg-type]
+            target = queries.version(it.session, row.id, dep.canary_version)  # type: ignore[arg-type]
             assert target is not None
             env_policy = self.policy.env(env)
-            self.check_target(session, row, target.version, target.status, dep, env_policy)
-            gates = self.gates(session, row, target.version, dep, env_policy, kind="canary_promote")
-            return self.decide_change(session, row, dep, pending, kind="canary_promote", version=target.version,
-                                      roles=roles, reason=reason, override_reason=None, gates=gates, now=now,
-                                      origin_channel=origin_channel)
+            self.check_target(it.session, row, target.version, target.status, dep, env_policy)
+            gates = self.gates(it.session, row, target.version, dep, env_policy, kind="canary_promote")
+            return self.move_or_ask(it, kind="canary_promote", version=target.version, roles=roles, reason=reason,
+                                    override_reason=None, gates=gates, now=now, origin_channel=origin_channel)
 
     def next_canary_step(self, weight: int, environment: str) -> int | None:
         for step in self.policy.env(environment).canary_steps:

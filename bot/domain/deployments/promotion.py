@@ -7,7 +7,6 @@ from bot.domain.deployments import rules
 from bot.domain.deployments.base import Attempt, DeploymentsBase
 from bot.domain.deployments.views import RequestOutcome
 from bot.domain.refs import VersionRef
-from storage.queries import deployments as dq
 
 
 class Promotions(DeploymentsBase):
@@ -37,23 +36,18 @@ class Promotions(DeploymentsBase):
         roles = self.roles(requester)
         attempt = Attempt(requester, "promote", env)
         now = self.clock()
-        with self.deciding(attempt) as session:
-            row = self.registry.model_row(session, model)
-            attempt.model_id = row.id
-            target = self.registry.version_row(session, row, ref)
-            attempt.version = target.version
-            self.require_deployer(roles, f"request a promotion to {env}")
-            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
-            dep = self.registry.lock_deployment(session, row, env)
+        with self.deciding_on(attempt, model, roles, deployers_only=f"request a promotion to {env}", ref=ref) as it:
+            target, dep = it.target, it.dep
+            assert target is not None
             env_policy = self.policy.env(env)
-            self.check_target(session, row, target.version, target.status, dep, env_policy)
-            self.check_canary_card(row, dep, expected_canary)
+            self.check_target(it.session, it.model, target.version, target.status, dep, env_policy)
+            self.check_canary_card(it.model, dep, expected_canary)
             if dep.canary_version is not None:
                 if not abort_canary:
-                    raise rules.CanaryRunning(row.name, env, dep.canary_version, dep.canary_weight)
-                self.end_canary(session, row, dep, pending, actor=requester, now=now,
+                    raise rules.CanaryRunning(it.model.name, env, dep.canary_version, dep.canary_weight)
+                self.end_canary(it.session, it.model, dep, it.pending, actor=requester, now=now,
                                 reason=f"aborted to promote v{target.version}")
-            gates = self.gates(session, row, target.version, dep, env_policy, kind="promote")
-            return self.decide_change(session, row, dep, pending, kind="promote", version=target.version, roles=roles,
-                                      reason=reason, override_reason=override_reason, gates=gates, now=now,
-                                      origin_channel=origin_channel)
+            gates = self.gates(it.session, it.model, target.version, dep, env_policy, kind="promote")
+            return self.move_or_ask(it, kind="promote", version=target.version, roles=roles, reason=reason,
+                                    override_reason=override_reason, gates=gates, now=now,
+                                    origin_channel=origin_channel)

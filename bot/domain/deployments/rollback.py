@@ -9,7 +9,6 @@ from bot.domain.deployments.views import RequestOutcome, RollbackPlan
 from bot.domain.errors import Conflict
 from bot.domain.refs import VersionRef
 from bot.domain.registry import state_of
-from storage.queries import deployments as dq
 from storage.queries import registry as queries
 
 
@@ -52,18 +51,13 @@ class Rollbacks(DeploymentsBase):
         roles = self.roles(actor)
         attempt = Attempt(actor, "rollback", env)
         now = self.clock()
-        with self.deciding(attempt) as session:
-            row = self.registry.model_row(session, model)
-            attempt.model_id = row.id
-            self.require_deployer(roles, f"roll back {env}")
-            pending = dq.pending_request_locked(session, row.id, env)  # type: ignore[arg-type]
-            dep = self.registry.lock_deployment(session, row, env)
+        with self.deciding_on(attempt, model, roles, deployers_only=f"roll back {env}") as it:
+            row, dep = it.model, it.dep
             if expected_stable is not None and dep.stable_version != expected_stable:
                 serving = f"v{dep.stable_version}" if dep.stable_version is not None else "nothing"
                 raise Conflict(f"{row.name} {env} changed since you asked: it serves {serving} now, not "
                                f"v{expected_stable}. Run the rollback again to see what it would do.")
-            target = self.registry.rollback_target(session, row, dep, env, to)
+            target = self.registry.rollback_target(it.session, row, dep, env, to)
             attempt.version = target
-            return self.decide_change(session, row, dep, pending, kind="rollback", version=target, roles=roles,
-                                      reason=reason, override_reason=None, gates=[], now=now,
-                                      origin_channel=origin_channel)
+            return self.move_or_ask(it, kind="rollback", version=target, roles=roles, reason=reason,
+                                    override_reason=None, gates=[], now=now, origin_channel=origin_channel)
