@@ -250,3 +250,43 @@ def test_rollback_confirmation_button_is_danger_with_a_confirm_dialog() -> None:
     assert roll["confirm"]["style"] == "danger"
     assert "Roll back *churn* in *production*: v7 → *v6*?" in texts(message)
     assert "<!here>" not in json.dumps(message.blocks[0])
+
+
+def test_moot_cards_say_why_and_keep_no_buttons() -> None:
+    message = card(status="moot", decided_at="2026-11-01T10:00:00Z", decided_by="U0DEPLOY",
+                   decision_reason="v7 already serves production <!channel>")
+    valid_for_slack(message)
+    assert button_ids(message) == []
+    assert ":heavy_minus_sign: *Moot* 2026-11-01 10:00 UTC: v7 already serves production &lt;!channel&gt;" in texts(
+        message)
+
+
+def test_a_canary_start_request_names_its_weight_and_its_outcome() -> None:
+    message = card(kind="canary_start", weight=5)
+    valid_for_slack(message)
+    assert message.blocks[0]["text"]["text"] == "Canary start request #12: churn v7 → production at 5 %"
+    approved = render("request_outcome", {"request": request(kind="canary_start", weight=5, status="approved")})
+    assert "A canary of churn v7 takes 5 % of production beside v6." in texts(approved)
+
+
+def test_an_override_given_early_shows_on_the_pending_card_and_its_button_goes() -> None:
+    failing = [{"gate": "auc >= current.auc - 0.005", "passed": False, "left": 0.8, "right": 0.9, "note": ""}]
+    message = card(gates=failing, override_by="U0ADMIN", override_reason=HOSTILE, override_at="2026-11-01T09:30:00Z")
+    valid_for_slack(message)
+    assert button_ids(message) == [blocks.APPROVE_ACTION, blocks.REJECT_ACTION]
+    assert "Gate overridden by <@U0ADMIN>: &lt;!channel&gt;" in texts(message) and "(2026-11-01 09:30 UTC)" in texts(
+        message)
+    assert blocks.OVERRIDE_ACTION in button_ids(card(gates=failing))
+
+
+@pytest.mark.parametrize("value", [{"m": "churn", "v": "7", "e": "production", "c": 6, "r": HOSTILE}, None])
+def test_the_canary_refusal_offers_to_abort_it_first(value: dict[str, Any] | None) -> None:
+    message = blocks.canary_running(f"A canary of v6 runs at 25 % in production: {HOSTILE}", value)
+    valid_for_slack(message)
+    assert "<!channel>" not in json.dumps(message.blocks[0]) and "<!channel>" not in message.text
+    if value is None:
+        assert button_ids(message) == []
+        return
+    (abort,) = (el for b in message.blocks if b["type"] == "actions" for el in b["elements"])
+    assert abort["action_id"] == blocks.PROMOTE_ABORTING_CANARY_ACTION and abort["confirm"]["style"] == "danger"
+    assert json.loads(abort["value"]) == value

@@ -212,3 +212,17 @@ def test_non_approver_is_refused_and_audited(cli) -> None:  # type: ignore[no-un
     events = json.loads(cli("history", "churn", "--env", "production", "--json")[1])["events"]
     assert [(e["action"], e["actor"]) for e in events if e["action"].endswith("_refused")] == [
         ("approve_refused", "mallory"), ("approve_refused", "alice")]
+
+
+def test_an_unsatisfiable_policy_stops_start_up_at_its_line(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10, defect 12: two approvals with one possible approver could never be met."""
+    policy = tmp_path / "unsatisfiable.toml"
+    policy.write_text("[roles]\nadmins = []\n\n[environments.production]\napprovals = 2\napprovers = [\"alice\"]\n"
+                      "allow_self_approval = false\napproval_channel = \"C0APPROVALS\"\n")
+    monkeypatch.setenv("MODELBOT_CONFIG", str(policy))
+    code, out, err = cli("requests")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"modelbot: {policy}:5: approvals = 2 can never be met: at most 1 of the people who may "
+                          "approve in [environments.production] (alice)"), err
+    assert err.count("\n") == 1
