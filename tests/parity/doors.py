@@ -82,9 +82,9 @@ PERSONAS: dict[str, Persona] = {p.name: p for p in (
 )}
 
 
-def both(*personas: str) -> str:
+def both(*personas: str, known: Mapping[str, Persona] = PERSONAS) -> str:
     """A TOML list naming each persona by both identities, for a policy file."""
-    return json.dumps([i for p in personas for i in (PERSONAS[p].slack_id, p)])
+    return json.dumps([i for p in personas for i in (known[p].slack_id, p)])
 
 
 # ---- answers and acts -----------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class Door:
         self.world = world
 
     def identity(self, persona: str) -> str:
-        return PERSONAS[persona].slack_id
+        return self.world.personas[persona].slack_id
 
     def perform(self, act: Act, cell: Cell) -> Answer:
         perform = type(self).acts.get(type(act))
@@ -160,6 +160,7 @@ class World:
     url: str
     tokens: dict[str, str]
     env: dict[str, str]
+    personas: Mapping[str, Persona] = field(default_factory=lambda: PERSONAS)
     http: requests.Session = field(default_factory=requests.Session)
     _names: Iterator[int] = field(default_factory=lambda: iter(range(1_000_000)))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -191,8 +192,10 @@ def database(backend: str, directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_world(backend: str, policy: str, directory: Path) -> Iterator[World]:
-    """Start the world on a fresh database under `policy` (TOML text)."""
+def running_world(backend: str, policy: str, directory: Path,
+                  personas: Mapping[str, Persona] = PERSONAS) -> Iterator[World]:
+    """Start the world on a fresh database under `policy` (TOML text); each persona gets a Slack
+    user and an API token with its scopes (add personas with fewer scopes to test scopes)."""
     with database(backend, directory) as url, SlackFake() as slack, pytest.MonkeyPatch.context() as patch:
         policy_path = directory / "modelbot.toml"
         policy_path.write_text(policy)
@@ -201,7 +204,7 @@ def running_world(backend: str, policy: str, directory: Path) -> Iterator[World]
             patch.setenv(name, value)
         for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "MODELBOT_ACTOR"):
             patch.delenv(name, raising=False)
-        for persona in PERSONAS.values():
+        for persona in personas.values():
             slack.add_user(persona.slack_id, name=persona.name)
         services = open_services(bot_settings(url, slack, MODELBOT_CONFIG=str(policy_path)))
         app = build_app(services, "http")
@@ -209,8 +212,8 @@ def running_world(backend: str, policy: str, directory: Path) -> Iterator[World]
         server = ServerThread(web).start()
         tokens = Tokens(services.registry)
         secrets = {p.name: tokens.create(p.name, p.scopes, actor="parity", now=services.clock())[1]
-                   for p in PERSONAS.values()}
-        world = World(backend, url, policy_path, services, slack, server.url, secrets, env)
+                   for p in personas.values()}
+        world = World(backend, url, policy_path, services, slack, server.url, secrets, env, personas)
         try:
             yield world
         finally:
@@ -259,19 +262,23 @@ class Cell:
 
     # ---- normalised views -------------------------------------------------------------------
 
-    def normalise(self, text: str) -> str:
+    def request_names(self) -> dict[str, str]:
+        """Request id → `R1`, `R2`… in the order the cell's requests were opened."""
+        return {str(n): f"R{i}" for i, n in enumerate(self.request_ids(), 1)}
+
+    def normalise(self, text: str, names: Mapping[str, str] | None = None) -> str:
         """Identities become persona names, the model `M`, request ids `R1`…; Slack markup goes."""
         text = html.unescape(text)
         text = re.sub(r"<@([UW][A-Z0-9]+)>", r"\1", text)
-        for persona in PERSONAS.values():
+        for persona in self.world.personas.values():
             text = text.replace(persona.slack_id, persona.name)
         text = re.sub(rf"(?<![A-Za-z0-9._-]){re.escape(self.model)}(?![A-Za-z0-9_-])", "M", text, flags=re.IGNORECASE)
-        ids = {str(n): f"R{i}" for i, n in enumerate(self.request_ids(), 1)}
+        ids = self.request_names() if names is None else names
         return re.sub(r"(#|[Rr]equest\s+)(\d+)\b", lambda m: m.group(1) + ids.get(m.group(2), m.group(2)), text)
 
     def audit(self) -> list[tuple[Any, ...]]:
         """The model's audit rows, oldest first, normalised (times and generated ids left out)."""
-        ids = {str(n): f"R{i}" for i, n in enumerate(self.request_ids(), 1)}
+        ids = self.request_names()
         with self.services.db.read() as session:
             rows = session.execute(
                 sa.select(AuditEvent.actor, AuditEvent.environment, AuditEvent.action, AuditEvent.from_version,
@@ -280,14 +287,16 @@ class Cell:
                 .join(RegisteredModel, RegisteredModel.id == AuditEvent.model_id)
                 .where(RegisteredModel.name_key == self.model.lower()).order_by(AuditEvent.id)).all()
         return [(self._who(actor), env, action, before, after, revision, weight,
-                 self.normalise(reason) if reason else None, ids.get(request_id or "", "*" if request_id else None))
+                 self.normalise(reason, ids) if reason else None,
+                 ids.get(request_id or "", "*" if request_id else None))
                 for actor, env, action, before, after, revision, weight, reason, request_id in rows]
 
     def state(self) -> dict[str, Any]:
         """What the database holds about the model besides the audit log: pointers, requests,
         votes, and the messages waiting in the outbox (ephemeral replies to the door left out)."""
         model_id = self.model_id()
-        ids = {n: f"R{i}" for i, n in enumerate(self.request_ids(), 1)}
+        names = self.request_names()
+        ids = {int(n): name for n, name in names.items()}
         with self.services.db.read() as session:
             deployments = session.execute(
                 sa.select(Deployment.environment, Deployment.stable_version, Deployment.previous_version,
@@ -309,7 +318,8 @@ class Cell:
             "requests": [(ids[r.id], r.kind, r.version, r.environment, r.status, r.approvals_needed,
                           self._who(r.requester), self._who(r.decided_by), self._who(r.override_by),
                           r.override_reason, r.weight, ids.get(r.superseded_by) if r.superseded_by else None,
-                          self.normalise(r.decision_reason) if r.decision_reason else None) for r in requests_],
+                          self.normalise(r.decision_reason, names) if r.decision_reason else None)
+                         for r in requests_],
             "votes": [(ids[r], self._who(voter), decision, why) for r, voter, decision, why in votes],
             "outbox": [tuple(row) for row in outbox],
         }
@@ -317,7 +327,7 @@ class Cell:
     def _who(self, identity: str | None) -> str | None:
         if identity is None:
             return None
-        return next((p.name for p in PERSONAS.values() if identity in (p.slack_id, p.name)), identity)
+        return next((p.name for p in self.world.personas.values() if identity in (p.slack_id, p.name)), identity)
 
 
 # ---- the doors ------------------------------------------------------------------------------------
