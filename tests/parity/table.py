@@ -1,20 +1,23 @@
 """Running a parity table: a case sets up its cell through the domain, performs its acts
 through one door, and the cell is checked against the case's expectations and against what
-the other doors did with the same case.
+the other doors did with the same case (`run_case`: one test per case, all doors inside it, so
+parallel workers never split a comparison).
 
     Case(id, setup, acts, expect, audit, not_offered={door: why})
 
-`expect` is about the last act: `Expect("done")`, `Expect("refused", says=…)` (a rule said no:
-one `*_refused` audit row), `Expect("invalid", says=…)` (bad input: nothing written),
-`Expect("unchanged", says=…)` (a repeat, e.g. a second click: nothing written, the first stands),
-`Expect("decided", says=…)` (the request was decided, expired or moot before: the act did not count). `audit` lists the
-actions of the audit rows the acts wrote, in order. Across doors, the normalised answer
-(error or not, and the sentence), the audit rows and the database state must be identical.
+`expect` is about the last act:
+    Expect("done")                a decision was made
+    Expect("refused", says=…)     a rule said no: one `*_refused` audit row carrying the sentence
+    Expect("invalid", says=…)     bad input: nothing written
+    Expect("unchanged", says=…)   a repeat (a second click): nothing written, the first stands
+    Expect("decided", says=…)     the request was decided, expired or moot before: the act did not count
+`audit` lists the actions of the audit rows the acts wrote, in order. Every door must show the
+expected outcome with `says` in its answer, and leave the same audit rows (actors, sentences,
+versions, weights) and the same database state as the others.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -96,15 +99,29 @@ class Case:
     then: Callable[[Cell], None] | None = None
 
 
-@dataclass
-class Results:
-    """What the first door did with each case, for the others to match (one per world)."""
+def run_case(world: World, case: Case) -> None:
+    """The case through every door of the world. Every door's failure is reported, and every
+    door must leave the same audit rows and database state as the first one that ran it."""
+    first: tuple[str, dict[str, Any]] | None = None
+    failures: list[str] = []
+    for door in world.doors().values():
+        try:
+            snapshot = run_cell(world, case, door)
+        except AssertionError as failure:
+            failures.append(f"{door.name}: {failure}")
+            continue
+        if snapshot is None:
+            continue  # the door does not offer it, as the table says
+        if first is None:
+            first = (door.name, snapshot)
+        elif snapshot != first[1]:
+            failures.append(f"{door.name} differs from {first[0]}:\n  {snapshot}\n  {first[1]}")
+    assert not failures, "\n".join(failures)
 
-    seen: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-
-def run_cell(world: World, results: Results, case: Case, door: Door) -> None:
+def run_cell(world: World, case: Case, door: Door) -> dict[str, Any] | None:
+    """One door: set up, act, check against the table. Returns what the other doors must match
+    (None where the door does not offer the act, as the table says)."""
     cell = world.cell(case.id, door)
     case.setup(Setup(cell))
     before = cell.audit()
@@ -114,7 +131,7 @@ def run_cell(world: World, results: Results, case: Case, door: Door) -> None:
                 door.perform(act, cell)
         except NotOffered:
             assert cell.audit() == before
-            return
+            return None
         raise AssertionError(f"the table says {door.name} does not offer this, but it did")
     answer: Answer | None = None
     for act in case.acts:
@@ -128,10 +145,7 @@ def run_cell(world: World, results: Results, case: Case, door: Door) -> None:
         assert written[-1][7] and case.expect.says in written[-1][7], written[-1]
     if case.then is not None:
         case.then(cell)
-    snapshot = {"audit": written, "state": cell.state()}
-    with results.lock:
-        first = results.seen.setdefault(case.id, (door.name, snapshot))
-    assert snapshot == first[1], f"{door.name} differs from {first[0]}"
+    return {"audit": written, "state": cell.state()}
 
 
 def _check_answer(expect: Expect, door: Door, answer: Answer) -> None:

@@ -26,7 +26,7 @@ from tests.parity.deployment_acts import (
     Rollback,
 )
 from tests.parity.doors import DOORS, Cell, World, both, running_world
-from tests.parity.table import Case, Expect, Results, Setup, run_cell
+from tests.parity.table import Case, Expect, Setup, run_case
 
 POLICY = f"""
 [roles]
@@ -243,15 +243,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield started
 
 
-@pytest.fixture(scope="module")
-def results(world: World) -> Results:
-    return Results()
-
-
-@pytest.mark.parametrize("door", [d.name for d in DOORS])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_deployment_parity(world: World, results: Results, case: Case, door: str) -> None:
-    run_cell(world, results, case, world.doors()[door])
+def test_deployment_parity(world: World, case: Case) -> None:
+    run_case(world, case)
 
 
 def test_the_table_covers_every_door_and_names_each_case_once() -> None:
