@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.config.settings import Settings
+from bot.domain.channels import ChannelResolver, no_channel_names
 from bot.domain.policy import GroupResolver, Policy, no_groups
 from bot.domain.registry import Registry, utc_now
 from storage.db import Database
@@ -25,6 +26,8 @@ class Services:
     policy: Policy
     clock: Callable[[], datetime] = field(default=utc_now)
     groups: GroupResolver = field(default=no_groups)
+    # `#name` → channel id through Slack (bot/slack/channels.py) when a bot token is configured
+    channels: ChannelResolver = field(default=no_channel_names)
     _deployments: Deployments | None = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 

@@ -26,7 +26,7 @@ from sqlmodel import Session
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0006_10b"
 _WRITE_OPTION = "modelbot_write"
 
 

@@ -77,7 +77,7 @@ SQL_DEBT = {
     "bot/domain/alerting/actions.py", "bot/domain/alerting/engine.py", "bot/domain/alerting/notify.py",
     "bot/domain/alerting/reads.py", "bot/domain/alerting/rules.py",
     "bot/domain/digest.py", "bot/domain/home.py", "bot/domain/mlflow_import.py",
-    "bot/domain/samples.py", "bot/domain/status.py", "bot/domain/subscriptions.py", "bot/domain/tokens.py",
+    "bot/domain/samples.py", "bot/domain/status.py",
 }
 
 

@@ -82,3 +82,13 @@ def slack_groups(services: Services) -> None:
 
         attach_group_resolver(services, make_web_client(services.settings.slack_bot_token,
                                                         services.settings.slack_api_url))
+
+
+def slack_channels(services: Services) -> None:
+    """Look `#channel-name` up through Slack when a bot token is configured (else ids only)."""
+    if services.settings.slack_bot_token:
+        from bot.slack.channels import attach_channel_resolver
+        from bot.slack.client import make_web_client
+
+        attach_channel_resolver(services, make_web_client(services.settings.slack_bot_token,
+                                                          services.settings.slack_api_url))

@@ -94,7 +94,7 @@ def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
 
     services = current_services()
     now = services.clock()
-    sub = Subscriptions(services.registry).get(subscription_id)
+    sub = Subscriptions(services.registry, services.policy).get(subscription_id)
     if sub is None:
         log.info("digest %s: the subscription is gone; removing its job", subscription_id)
         _remove_job(f"digest:{subscription_id}")

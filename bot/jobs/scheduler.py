@@ -163,7 +163,7 @@ def desired_jobs(services: Services) -> list[JobSpec]:
         specs.append(JobSpec(f"pull:{name}", jobs.pull, IntervalTrigger(seconds=interval_s, start_date=EPOCH,
                                                                           timezone=utc),
                              args=(name,), misfire_grace_time=max(30, interval_s // 2)))
-    specs.extend(digest_job(sub) for sub in Subscriptions(services.registry).list_all())
+    specs.extend(digest_job(sub) for sub in Subscriptions(services.registry, services.policy).list_all())
     specs.extend(alerts_jobs(services))
     for provider in JOB_PROVIDERS:
         specs.extend(provider(services))
@@ -213,7 +213,7 @@ def catch_up(scheduler: BackgroundScheduler, services: Services, now: datetime) 
     from bot.domain.subscriptions import Subscriptions
 
     queued = []
-    for sub in Subscriptions(services.registry).list_all():
+    for sub in Subscriptions(services.registry, services.policy).list_all():
         trigger = digest_trigger(sub.schedule)
         fire = latest_fire(trigger, now, digest_lookback(sub.schedule))
         if fire is None or fire <= sub.created_at or (now - fire).total_seconds() > digest_grace_s(sub.schedule):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         "reader": tokens.create("reader", "read", actor="t", now=now)[1],
         "alice": tokens.create("alice", "read,promotions:approve", actor="t", now=now)[1],
         "bob": tokens.create("bob", "read,promotions:approve", actor="t", now=now)[1],
+        "pusher": tokens.create("pusher", "metrics:write", actor="t", now=now)[1],
     }
     from fastapi import FastAPI
 
@@ -97,13 +99,13 @@ def test_auth_scopes_and_limits(api: Api) -> None:
     assert wrong.status_code == 401
     missing_scope = api.call("POST", "/models/churn/versions", token="reader", json=body)
     assert missing_scope.status_code == 403 and "versions:write" in missing_scope.json()["error"]["message"]
-    Tokens(api.services.registry).revoke("ci", now=api.services.clock())
+    Tokens(api.services.registry).revoke("ci", actor="t", now=api.services.clock())
     assert api.call("POST", "/models/churn/versions", json=body).status_code == 401
     huge = requests.post(api.url + "/api/v1/metrics", data=b"{" + b" " * (10 * 1024 * 1024) + b"}", timeout=30,
                          headers={"Authorization": f"Bearer {api.tokens['reader']}",
                                   "Content-Type": "application/json"})
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
-    assert api.counts() == before
+    assert api.counts() == {**before, "audit_events": before["audit_events"] + 1}  # the revocation's row
 
 
 def test_every_write_route_refuses_requests_without_a_token(api: Api) -> None:
@@ -112,10 +114,47 @@ def test_every_write_route_refuses_requests_without_a_token(api: Api) -> None:
               if method in ("post", "put", "patch", "delete")]
     assert len(writes) >= 6
     for method, route in writes:
-        path = route.replace("{model}", "churn").replace("{environment}", "production").replace(
-            "{request_id}", "1")
+        path = _concrete(route)
         response = requests.request(method, api.url + "/api/v1" + path, json={}, timeout=10)
         assert response.status_code == 401, route
+
+
+def _concrete(route: str) -> str:
+    path = route.replace("{model}", "churn").replace("{environment}", "production")
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_every_get_route_needs_the_read_scope(api: Api) -> None:
+    """Issue 10, defect 11: a token with only metrics:write read every GET route."""
+    api.call("POST", "/models/churn/versions", json={"artifact_uri": "s3://x"})
+    spec = create_api_app(api.services).openapi()
+    reads = [route for route, item in spec["paths"].items() if "get" in item]
+    assert len(reads) >= 8
+    for route in reads:
+        refused = api.call("GET", _concrete(route), token="pusher")
+        assert refused.status_code == 403, route
+        assert refused.json()["error"]["message"] == ("Token pusher lacks the scope read; create one with "
+                                                       "`modelbot token create --name NAME --scopes read`."), route
+        assert api.call("GET", _concrete(route), token="reader").status_code in (200, 404), route
+        assert spec["paths"][route]["get"]["security"] == [{"token": ["read"]}], route
+    assert api.call("POST", "/metrics", token="pusher", json={"samples": []}).status_code == 201
+
+
+def test_a_rotated_token_keeps_its_name_and_the_old_secret_stops_at_once(api: Api) -> None:
+    """Issue 10, defect 10: the name is the approver identity, so it must outlive one secret."""
+    tokens = Tokens(api.services.registry)
+    now = api.services.clock()
+    rotated = tokens.rotate("alice", actor="ops", now=now)
+    assert rotated.issued.token.name == "alice" and rotated.issued.token.scopes == ("read", "promotions:approve")
+    assert rotated.revoked.revoked_at == now
+    assert api.call("GET", "/requests", token="alice").status_code == 401
+    fresh = {"Authorization": f"Bearer {rotated.issued.secret}"}
+    assert requests.get(api.url + "/api/v1/requests", headers=fresh, timeout=10).status_code == 200
+    tokens.revoke("bob", actor="ops", now=now)
+    again = tokens.create("bob", "read,promotions:approve", actor="ops", now=now)
+    assert again.token.name == "bob" and again.token.active
+    assert [(t.name, t.active) for t in tokens.list() if t.name in ("alice", "bob")] == [
+        ("alice", True), ("alice", False), ("bob", True), ("bob", False)]
 
 
 @pytest.mark.parametrize(

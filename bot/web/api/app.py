@@ -2,19 +2,22 @@
 
 FastAPI because it shares pydantic with SQLModel, generates the OpenAPI 3 document people
 point their clients and schemathesis at, and runs our synchronous domain calls in its thread
-pool. Every request needs a token (`Authorization: Bearer mbt_…`); writes need a scope and
-are audited with the token's name as the actor. Errors always look like
-`{"error": {"code": "...", "message": "..."}}`. Routes live by area beside this module.
+pool. Every request needs a token (`Authorization: Bearer mbt_…`); every GET needs the scope
+`read`, every write the scope its route names, and decisions are audited with the token's name
+as the actor. The OpenAPI document lists the scopes and says which one each operation needs.
+Errors always look like `{"error": {"code": "...", "message": "..."}}`. Routes live by area
+beside this module.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 from fastapi import FastAPI
 
-from bot.domain.tokens import Tokens
+from bot.domain.tokens import READ_SCOPE, SCOPES, Tokens
 from bot.services import Services
 from bot.web.api import deployments, errors, monitoring, registry
 from bot.web.api import schemas as s
@@ -37,8 +40,10 @@ def create_api_app(services: Services) -> FastAPI:
     buckets = TokenBuckets(rate if math.isfinite(rate) and rate > 0 else DEFAULT_RATE_PER_SECOND, DEFAULT_BURST)
     api = FastAPI(
         title="modelbot API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
-        description="Register versions, read what serves where, request and approve promotions, push metrics. "
-        "Authenticate with `Authorization: Bearer <token>` (create one with `modelbot token create`).",
+        description="Register versions, read what serves where, request and approve promotions, push metrics, "
+        "watch and silence alerts. Authenticate with `Authorization: Bearer <token>` (create one with `modelbot "
+        "token create --name NAME --scopes S1,S2`). Scopes:\n\n"
+        + "\n".join(f"- `{scope}`: {what}" for scope, what in SCOPES.items()),
         responses=ERRORS,  # type: ignore[arg-type]
     )
     api.state.context = ApiContext(services=services, tokens=Tokens(services.registry), buckets=buckets)
@@ -46,4 +51,28 @@ def create_api_app(services: Services) -> FastAPI:
     errors.install(api)
     for area in (registry, deployments, monitoring):
         api.include_router(area.router)
+    _document_scopes(api)
     return api
+
+
+def _document_scopes(api: FastAPI) -> None:
+    """The bearer scheme, and on every operation the scope it needs: `read` for every GET (enforced
+    in deps.token), a write's own scope where its route declares it (`openapi_extra`)."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        spec = build()
+        spec.setdefault("components", {})["securitySchemes"] = {
+            "token": {"type": "http", "scheme": "bearer", "description": "An API token: `modelbot token create`."}}
+        for item in spec.get("paths", {}).values():
+            for method, operation in item.items():
+                if method in ("get", "head"):
+                    operation["security"] = [{"token": [READ_SCOPE]}]
+                else:
+                    operation.setdefault("security", [{"token": []}])
+        api.openapi_schema = spec
+        return spec
+
+    api.openapi = openapi  # type: ignore[method-assign]
