@@ -74,10 +74,7 @@ def test_no_import_cycles() -> None:
 # Files that still hold SQL while their queries move to storage/queries (issue 10). The list may
 # only shrink: a file listed here without SQL fails the test too, so it cannot go stale.
 SQL_DEBT = {
-    "bot/domain/alerting/actions.py", "bot/domain/alerting/engine.py", "bot/domain/alerting/notify.py",
-    "bot/domain/alerting/reads.py", "bot/domain/alerting/rules.py",
-    "bot/domain/digest.py", "bot/domain/home.py", "bot/domain/mlflow_import.py",
-    "bot/domain/samples.py", "bot/domain/status.py",
+    "bot/domain/digest.py", "bot/domain/mlflow_import.py", "bot/domain/samples.py", "bot/domain/status.py",
 }
 
 

@@ -27,7 +27,7 @@ def status_query(services: Services, model: str | None, window: timedelta = stat
 
     return status.StatusQuery(now=services.clock(), window=window, sources=refs,
                               directions=dict(services.policy.metric_directions),  # type: ignore[arg-type]
-                              firing=firing_provider(services))
+                              firing=firing_provider(services.registry, services.clock))
 
 
 @table.handles(cmds.Status)

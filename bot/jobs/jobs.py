@@ -175,7 +175,7 @@ def compact_samples() -> int:
 
 
 def _keep_raw(services: Services) -> timedelta:
-    from bot.config.toml_file import parse_duration
+    from bot.domain.durations import parse_duration
 
     raw = (services.policy.sections.get("retention") or {}).get("raw")
     return parse_duration(str(raw)) if raw else DEFAULT_KEEP_RAW
