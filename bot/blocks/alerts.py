@@ -351,7 +351,8 @@ def _overview_line(entry: Mapping[str, Any]) -> str:
     return (f"{SEVERITY_ICONS.get(entry.get('severity', 'warning'), '')} *{escape(entry['model'])}*@"
             f"{escape(entry['environment'])} {escape(entry['metric'])} {_condition(alert)} · "
             f"{escape(entry.get('severity', 'warning'))} · {escape(entry.get('series') or 'stable')} · since "
-            f"{when(entry.get('since'))}" + (" · no data" if entry.get("no_data") else "") + f" · rule #{entry['rule_id']}")
+            f"{when(entry.get('since'))}" + (" · no data" if entry.get("no_data") else "") + f" · rule #{entry['rule_id']}"
+            + (f" · alert #{entry['alert']}" if entry.get("alert") else ""))
 
 
 def overview(data: Mapping[str, Sequence[Mapping[str, Any]]], model: str | None) -> Message:

@@ -7,6 +7,7 @@
     alert list [MODEL]
     alert rm RULE
     alerts [MODEL]                              firing, pending and silenced now
+    ack ALERT                                   acknowledge an alert (the card's Acknowledge)
     silences [MODEL]
     silence MODEL[@ENV] DURATION [rule RULE] [reason…]
     unsilence SILENCE
@@ -96,6 +97,15 @@ class AlertsNow(Command):
     @property
     def name(self) -> str:
         return "alerts"
+
+
+@dataclass(frozen=True)
+class Acknowledge(Command):
+    alert: str
+
+    @property
+    def name(self) -> str:
+        return "ack"
 
 
 @dataclass(frozen=True)
@@ -324,6 +334,14 @@ def _parse_add(args: list[str]) -> AlertAdd:
 def _parse_alerts(args: list[str]) -> Command:
     expect(args, 0, 1, "model name")
     return AlertsNow(args[0] if args else None)
+
+
+@command(SPECS, "ack", "ack ALERT", "acknowledge an alert: its card shows you are on it",
+         details="ALERT is the number on the card and in `/model alerts`. Deployers and admins may acknowledge.",
+         aliases=("acknowledge",))
+def _parse_ack(args: list[str]) -> Command:
+    expect(args, 1, 1, "the alert number from `alerts`, for example `ack 12`")
+    return Acknowledge(_number_id(args[0], "an alert number", "`/model alerts`"))
 
 
 @command(

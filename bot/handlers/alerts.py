@@ -76,6 +76,12 @@ def _alerts_now(services: Services, actor: Actor, cmd: cmds.AlertsNow) -> Messag
     return blocks.overview(actions(services).overview(services.clock(), cmd.model), cmd.model)
 
 
+@table.handles(cmds.Acknowledge)
+def _ack(services: Services, actor: Actor, cmd: cmds.Acknowledge) -> Message:
+    return blocks.acknowledged(actions(services).acknowledge(int(cmd.alert), actor=actor.user_id,
+                                                             now=services.clock()))
+
+
 @table.handles(cmds.SilenceList)
 def _silences(services: Services, actor: Actor, cmd: cmds.SilenceList) -> Message:
     return blocks.silence_list(actions(services).silences(services.clock(), cmd.model), cmd.model)

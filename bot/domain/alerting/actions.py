@@ -142,19 +142,20 @@ class AlertActions:
     def unsilence(self, silence_id: int, *, actor: str, now: datetime) -> SilenceView:
         """End a silence now; notifications resume at the next evaluation."""
         actor = names.actor(actor)
-        with audit.refusals(self.registry, actor=actor, action="alert_unsilence", subject=f"silence {silence_id}"):
+        before = self._silence(silence_id)
+        with audit.refusals(self.registry, actor=actor, action="alert_unsilence", model=before.model,
+                            environment=before.environment, subject=f"silence {silence_id}"):
             self._may_act(actor, "end silences")
             with self.registry.writing() as session:
                 silence = queries.silence(session, silence_id, lock=True)
-                if silence is None:
-                    raise NotFound(f"There is no silence {silence_id}: `/model silences` lists them.")
+                assert silence is not None  # silences are never deleted
                 if as_utc(silence.ends_at) <= now:
-                    raise Conflict(f"Silence #{silence_id} already ended at {iso(as_utc(silence.ends_at))}.")
+                    raise Conflict("That silence has already ended; `/model silences` lists the active ones.")
                 silence.ends_at = now
                 session.add(silence)
                 audit.record(session, at=now, actor=actor, action="alert_unsilence", model_id=silence.model_id,
                              environment=silence.environment, subject=f"silence {silence_id}")
-                return _silence_view(silence, queries.model_name(session, silence.model_id) or "?")
+                return _silence_view(silence, before.model)
 
     def roll_back(
         self, group_id: int, deployments: Deployments, *, expected: int, to: int | str, actor: str,
@@ -200,6 +201,13 @@ class AlertActions:
             raise NotFound(f"There is no alert {group_id}; `/model alerts` shows what fires now.")
         return CardTarget(int(row[0]), str(row[1]), str(row[2]))
 
+    def _silence(self, silence_id: int) -> SilenceView:
+        with self.registry.reading() as session:
+            silence = queries.silence(session, silence_id)
+            if silence is None:
+                raise NotFound(f"There is no silence {silence_id}: `/model silences` lists them.")
+            return _silence_view(silence, queries.model_name(session, silence.model_id) or "?")
+
     def silences(self, now: datetime, model: str | None = None) -> list[SilenceView]:
         with self.registry.reading() as session:
             model_id = self.registry.model_row(session, model).id if model is not None else None
@@ -213,7 +221,8 @@ class AlertActions:
             silences = queries.silences_active(session, now)
             out: dict[str, list[dict[str, Any]]] = {"firing": [], "pending": [], "silenced": []}
             for state, rule, name in rows:
-                entry = {"model": name, "environment": rule.environment, "rule_id": rule.id, "metric": rule.metric,
+                entry = {"alert": state.group_id, "model": name, "environment": rule.environment,
+                         "rule_id": rule.id, "metric": rule.metric,
                          "op": rule.op, "threshold": state.last_threshold, "value": state.last_value,
                          "severity": rule.severity, "series": state.series,
                          "since": iso(state.firing_since or state.active_since), "no_data": state.no_data}

@@ -210,13 +210,23 @@ class AlertRules:
         """A command's removal: refused for rules from modelbot.toml (edit the file instead)."""
         number = rule_number(rule_id)
         actor = names.actor(actor)
-        with audit.refusals(self.registry, actor=actor, action="alert_rule_remove", subject=f"rule {number}"):
+        rule = self.get(number)
+        with audit.refusals(self.registry, actor=actor, action="alert_rule_remove", model=rule.model,
+                            environment=rule.environment, subject=f"rule {number}"):
             self._may_change(actor, "remove alert rules")
             return self._retire(number, actor=actor, now=now, from_config=False)
 
     def retire(self, rule_id: int, *, actor: str, now: datetime) -> Rule:
         """The file's removal (the rule left modelbot.toml, or was stored twice by two replicas)."""
         return self._retire(rule_id, actor=names.actor(actor), now=now, from_config=True)
+
+    def get(self, rule_id: int) -> Rule:
+        """An enabled rule; NotFound names the listing."""
+        with self.registry.reading() as session:
+            found = queries.rule_rows(session, STORED, rule_id=rule_id)
+        if not found:
+            raise NotFound(f"There is no alert rule {rule_id}: `/model alert list` shows them.")
+        return from_row(found[0])
 
     def list(self, model: str | None = None, *, origin: str | None = None) -> list[Rule]:
         with self.registry.reading() as session:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from bot.domain.tokens import READ_SCOPE, SCOPES, Tokens
 from bot.services import Services
-from bot.web.api import deployments, errors, monitoring, registry
+from bot.web.api import alerting, deployments, errors, monitoring, registry
 from bot.web.api import schemas as s
 from bot.web.api.deps import (
     DEFAULT_BURST,
@@ -49,7 +49,7 @@ def create_api_app(services: Services) -> FastAPI:
     api.state.context = ApiContext(services=services, tokens=Tokens(services.registry), buckets=buckets)
     api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     errors.install(api)
-    for area in (registry, deployments, monitoring):
+    for area in (registry, deployments, monitoring, alerting):
         api.include_router(area.router)
     _document_scopes(api)
     return api
