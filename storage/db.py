@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -204,6 +203,3 @@ def _translate_errors() -> Iterator[None]:
             raise DatabaseUnreachable(f"Cannot reach the database: {exc.orig}") from exc
         raise
 
-
-def database_url_from_env() -> str:
-    return os.environ.get("MODELBOT_DATABASE_URL") or DEFAULT_URL

@@ -10,7 +10,6 @@ finish and waits for listeners that are still replying, then exits 0.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import signal
 import sys
@@ -117,7 +116,7 @@ def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int 
     from bot.jobs.runner import start_background
 
     # the outbox worker: the only path by which state changes reach Slack and webhooks
-    delivery = start_delivery(services, stop) if delivery_enabled() else None
+    delivery = start_delivery(services, stop) if services.settings.delivery else None
     scheduler = start_background(services)  # the leader-elected scheduler (MODELBOT_SCHEDULER=off: none)
     try:
         if mode == "http":
@@ -134,11 +133,6 @@ def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("modelbot stopped")
-
-
-def delivery_enabled() -> bool:
-    """MODELBOT_DELIVERY=off when another process runs `modelbot deliver`."""
-    return os.environ.get("MODELBOT_DELIVERY", "on").lower() not in ("off", "0", "false", "no")
 
 
 def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:

@@ -40,19 +40,19 @@ def add_commands(command: AddCommand, sub: Any) -> None:
 
 
 def cmd_create(services: Services, args: argparse.Namespace) -> None:
-    view, secret = Tokens(services.registry).create(args.name, args.scopes, actor=args.actor or default_actor(),
+    view, secret = Tokens(services.registry).create(args.name, args.scopes, actor=args.actor or default_actor(services),
                                                     now=services.clock())
     emit(args, {**view.to_dict(), "token": secret}, lambda: secret)
 
 
 def cmd_rotate(services: Services, args: argparse.Namespace) -> None:
-    rotated = Tokens(services.registry).rotate(args.name, actor=args.actor or default_actor(), now=services.clock())
+    rotated = Tokens(services.registry).rotate(args.name, actor=args.actor or default_actor(services), now=services.clock())
     view, secret = rotated.issued
     emit(args, {**view.to_dict(), "token": secret, "revoked": rotated.revoked.to_dict()}, lambda: secret)
 
 
 def cmd_revoke(services: Services, args: argparse.Namespace) -> None:
-    view = Tokens(services.registry).revoke(args.name, actor=args.actor or default_actor(), now=services.clock())
+    view = Tokens(services.registry).revoke(args.name, actor=args.actor or default_actor(services), now=services.clock())
     emit(args, view.to_dict(), lambda: f"token {view.name} revoked")
 
 

@@ -104,8 +104,8 @@ class Subscriptions:
         target = parse_target(channel)
         if model != ALL_MODELS:
             names.model_name(model)
-        admin = self.policy.is_admin(actor, self.groups)  # user groups resolved before the transaction
-        deployer = admin or self.policy.may_deploy(actor, self.groups)
+        roles = self.policy.roles(actor, self.groups)  # user groups resolved before the transaction
+        admin, deployer = roles.admin, roles.deployer
         now = self.registry.clock()
         with audit.refusals(self.registry, actor=actor, action="subscribe", model=_model_or_none(model),
                             subject=f"digests of {target}"):
@@ -148,7 +148,7 @@ class Subscriptions:
         if frequency is not None and frequency not in FREQUENCIES:
             raise InvalidInput(f"'{names.preview(frequency)}' is not a frequency: use hourly, daily or weekly.")
         model_key = ALL_MODELS if model == ALL_MODELS else names.model_name(model).lower()
-        admin = self.policy.is_admin(actor, self.groups)
+        admin = self.policy.roles(actor, self.groups).admin
         now = self.registry.clock()
         with (audit.refusals(self.registry, actor=actor, action="unsubscribe", model=_model_or_none(model),
                              subject=f"digests of {target}"),

@@ -99,13 +99,14 @@ def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
         log.info("digest %s: the subscription is gone; removing its job", subscription_id)
         _remove_job(f"digest:{subscription_id}")
         return False
-    trigger = digest_trigger(sub.schedule)
-    lookback = digest_lookback(sub.schedule)
+    every = services.settings.digest_test_every_s
+    trigger = digest_trigger(sub.schedule, every)
+    lookback = digest_lookback(sub.schedule, every)
     if scheduled_for_iso:
         fire = datetime.fromisoformat(scheduled_for_iso).astimezone(UTC)
     else:
         found = latest_fire(trigger, now, lookback)
-        if found is None or (now - found).total_seconds() > digest_grace_s(sub.schedule):
+        if found is None or (now - found).total_seconds() > digest_grace_s(sub.schedule, every):
             log.warning("digest %s: no period of its schedule (%s) is due within the grace time at %s (a late run, "
                         "or the schedule changed); skipping", sub.id, sub.schedule.describe(), now.isoformat())
             request_sync()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -193,7 +193,8 @@ def test_metrics_push_is_all_or_nothing(api: Api) -> None:
 def test_rate_limit_answers_429_with_retry_after(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi import FastAPI
 
-    monkeypatch.setenv("MODELBOT_API_RATE_PER_SECOND", "0.01")  # the burst, then one request per 100 s
+    # MODELBOT_API_RATE_PER_SECOND=0.01: the burst, then one request per 100 s
+    monkeypatch.setattr(api.services, "settings", replace(api.services.settings, api_rate_per_second=0.01))
     web = FastAPI()
     web.mount("/api/v1", create_api_app(api.services))
     with ServerThread(web) as server:

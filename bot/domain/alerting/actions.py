@@ -23,9 +23,10 @@ from sqlmodel import Session
 
 from bot.domain import audit, names
 from bot.domain.alerting.notify import card_data, card_key, silenced, topic
+from bot.domain.alerting.rules import require_deployer
 from bot.domain.durations import parse_duration
 from bot.domain.entities import as_utc, iso
-from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.policy import GroupResolver, Policy, no_groups
 from bot.domain.registry import Registry
 from storage.models import AlertGroup, Silence
@@ -235,12 +236,7 @@ class AlertActions:
     # ---- helpers ----------------------------------------------------------------------------------
 
     def _may_act(self, actor: str, what: str) -> None:
-        policy = self.policy
-        if policy is None:
-            raise RuntimeError("AlertActions needs the policy to decide who may act on alerts")
-        if not policy.may_deploy(actor, self.groups):
-            raise Forbidden(f"You may not {what}: only deployers ({policy.deployers.describe()}) and admins "
-                            f"({policy.admins.describe()}) may.")
+        require_deployer(self.policy, self.groups, actor, what)
 
     def _refresh_card(self, session: Session, group: AlertGroup, now: datetime,
                       extra: list[Silence] | None = None) -> None:

@@ -248,12 +248,17 @@ class AlertRules:
             return rule
 
     def _may_change(self, actor: str, what: str) -> None:
-        policy = self.policy
-        if policy is None:
-            raise RuntimeError("AlertRules needs the policy to decide who may change rules")
-        if not policy.may_deploy(actor, self.groups):
-            raise Forbidden(f"You may not {what}: only deployers ({policy.deployers.describe()}) and admins "
-                            f"({policy.admins.describe()}) may.")
+        require_deployer(self.policy, self.groups, actor, what)
+
+
+def require_deployer(policy: Policy | None, groups: GroupResolver, actor: str, what: str) -> None:
+    """Deployers and admins change alerting (the people the policy trusts with what serves).
+    Resolves the policy's user groups: call it before a write transaction opens."""
+    if policy is None:
+        raise RuntimeError("deciding who may change alerting needs the policy")
+    if not policy.roles(actor, groups).deployer:
+        raise Forbidden(f"You may not {what}: only deployers ({policy.deployers.describe()}) and admins "
+                        f"({policy.admins.describe()}) may.")
 
 
 def _check_metric(rule: Rule, known: frozenset[str] | None) -> None:

@@ -11,8 +11,6 @@ beside this module.
 
 from __future__ import annotations
 
-import math
-import os
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,7 +21,6 @@ from bot.web.api import alerting, deployments, errors, monitoring, registry
 from bot.web.api import schemas as s
 from bot.web.api.deps import (
     DEFAULT_BURST,
-    DEFAULT_RATE_PER_SECOND,
     MAX_BODY_BYTES,
     ApiContext,
     BodyLimit,
@@ -36,8 +33,7 @@ ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413,
 
 
 def create_api_app(services: Services) -> FastAPI:
-    rate = float(os.environ.get("MODELBOT_API_RATE_PER_SECOND") or DEFAULT_RATE_PER_SECOND)
-    buckets = TokenBuckets(rate if math.isfinite(rate) and rate > 0 else DEFAULT_RATE_PER_SECOND, DEFAULT_BURST)
+    buckets = TokenBuckets(services.settings.api_rate_per_second, DEFAULT_BURST)
     api = FastAPI(
         title="modelbot API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
         description="Register versions, read what serves where, request and approve promotions, push metrics, "
