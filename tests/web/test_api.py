@@ -216,3 +216,35 @@ def test_token_bucket_refills_at_its_rate() -> None:
     now[0] += 0.5
     assert bucket.take(1) == 0.0
     assert bucket.take(2) == 0.0  # another token has its own bucket
+
+
+def test_operations_without_slack(api: Api) -> None:
+    """Status, alerts, rules and silences over REST; writes need alerts:write and a deployer's name."""
+    api.call("POST", "/models/churn/versions", json={"artifact_uri": "s3://x"})
+    assert api.call("GET", "/status", token="reader").json()["total_models"] == 1
+    assert api.call("GET", "/models/churn/status?window=2h", token="reader").status_code == 200
+    assert api.call("GET", "/models/churn/status?window=soon", token="reader").json()["error"]["message"].startswith(
+        "'soon' is not a window")
+    assert api.call("GET", "/alerts", token="reader").json() == {"firing": [], "pending": [], "silenced": []}
+    assert api.call("GET", "/alert-rules?model=churn", token="reader").json() == {"rules": []}
+    body = {"model": "churn", "environment": "production", "duration": "30m", "reason": "deploying v2"}
+    scope = api.call("POST", "/silences", token="ci", json=body)
+    assert scope.status_code == 403 and "lacks the scope alerts:write" in scope.json()["error"]["message"]
+    tokens = Tokens(api.services.registry)
+    now = api.services.clock()
+    api.tokens["oncall"] = tokens.create("oncall", "read,alerts:write", actor="t", now=now).secret
+    role = api.call("POST", "/silences", token="oncall", json=body)
+    assert role.status_code == 403 and role.json()["error"]["message"].startswith("You may not silence alerts")
+    tokens.revoke("ci", actor="t", now=now)  # the deployer's token, now with alerts:write
+    api.tokens["ci"] = tokens.create("ci", "read,alerts:write", actor="t", now=now).secret
+    made = api.call("POST", "/silences", token="ci", json=body)
+    assert made.status_code == 201 and (made.json()["created_by"], made.json()["reason"]) == ("ci", "deploying v2")
+    assert [s["id"] for s in api.call("GET", "/silences?model=churn", token="reader").json()["silences"]] == [
+        made.json()["id"]]
+    assert api.call("DELETE", f"/silences/{made.json()['id']}", token="ci").status_code == 200
+    again = api.call("DELETE", f"/silences/{made.json()['id']}", token="ci")
+    assert again.status_code == 409 and "has already ended" in again.json()["error"]["message"]
+    spec = create_api_app(api.services).openapi()
+    assert spec["paths"]["/silences"]["post"]["security"] == [{"token": ["alerts:write"]}]
+    assert spec["paths"]["/alerts/{alert}/acknowledge"]["post"]["security"] == [{"token": ["alerts:write"]}]
+    assert "alerts:write" in spec["info"]["description"]
