@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -66,6 +65,7 @@ from bot.domain.alerting.rules import (
     parse_rule,
     parse_threshold,
 )
+from bot.domain.channels import CHANNEL_ID
 from bot.domain.durations import parse_duration, whole_seconds
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.policy import Policy
@@ -80,7 +80,6 @@ RULE_KEYS = {"name", "model", "environment", "metric", "op", "threshold", "anoma
 DEFAULT_ENVIRONMENT = "production"
 CONFIG_ACTOR = "modelbot.toml"
 MIN_EVALUATION_INTERVAL = timedelta(seconds=10)
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 _CHANNEL_HINT = "channel must be a Slack channel id like \"C0123ABCD\" (open the channel's details to copy it)."
 
 
@@ -110,7 +109,7 @@ def parse_alerts(raw: Any, file: PolicyFile | None, *, environments: Sequence[st
         if key not in SETTINGS_KEYS:
             raise error(f"unknown key '{key}' in [alerts]; known: {', '.join(sorted(SETTINGS_KEYS))}.", key)
     channel = raw.get("channel")
-    if channel is not None and (not isinstance(channel, str) or not _CHANNEL_ID.match(channel)):
+    if channel is not None and (not isinstance(channel, str) or not CHANNEL_ID.match(channel)):
         raise error(_CHANNEL_HINT, "channel")
     defaults = AlertSettings()
     durations = {}
@@ -198,7 +197,7 @@ def _rule(table: dict[str, Any], at: _At, environments: tuple[str, ...]) -> Rule
     target = _choice(table, "target", TARGETS, at, "stable")
     no_data = _choice(table, "no_data", NO_DATA, at, "keep")
     channel = _string(table, "channel", at)
-    if channel is not None and not _CHANNEL_ID.match(channel):
+    if channel is not None and not CHANNEL_ID.match(channel):
         raise at.error(_CHANNEL_HINT, "channel")
     limit = table.get("failure_limit", 3)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
