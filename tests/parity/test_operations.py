@@ -25,7 +25,7 @@ from bot.domain.schedule import Schedule
 from bot.domain.subscriptions import Subscriptions
 from bot.domain.tokens import SCOPES, Tokens
 from storage.models import AlertGroup, ApiToken, AuditEvent, RegisteredModel, Subscription
-from tests.parity.doors import DOORS, PERSONAS, Cell, World, both, running_world
+from tests.parity.doors import DOORS, PERSONAS, Cell, Persona, World, both, running_world
 from tests.parity.operation_acts import (
     DIGEST_CHANNEL,
     DIGEST_CHANNEL_NAME,
@@ -41,7 +41,7 @@ from tests.parity.operation_acts import (
     Unsubscribe,
     token_name,
 )
-from tests.parity.table import Case, Expect, Results, Setup, run_cell
+from tests.parity.table import Case, Expect, Setup, run_case
 
 POLICY = f"""
 [roles]
@@ -59,6 +59,9 @@ channel = "C0ALERTS"
 """
 EVERY_SCOPE = ",".join(SCOPES)
 PUSHER, READER = "pusher", "reader"  # tokens of the token cases: metrics:write only, and read only
+# every persona's token holds every scope (alerts:write included), so the policy's roles decide
+OPS_PERSONAS = {**{name: Persona(p.name, p.slack_id, EVERY_SCOPE) for name, p in PERSONAS.items()},
+                PUSHER: Persona(PUSHER, "U0PUSHER", "metrics:write"), READER: Persona(READER, "U0READER", "read")}
 
 REST_HAS_NO_SUBSCRIPTIONS = {"rest": "the REST API has no subscription routes (digests are set up in Slack, the "
                                      "shell or the CLI)"}
@@ -274,27 +277,15 @@ CASES = [
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running_world(request.param, POLICY, tmp_path_factory.mktemp("parity-ops")) as started:
+    with running_world(request.param, POLICY, tmp_path_factory.mktemp("parity-ops"), personas=OPS_PERSONAS) as started:
         started.slack.add_channel(DIGEST_CHANNEL, name=DIGEST_CHANNEL_NAME)
         started.slack.add_channel("C0ALERTS", name="alerts")
-        tokens, now = Tokens(started.services.registry), started.services.clock()
-        for persona in PERSONAS.values():  # every scope, alerts:write included, so roles decide
-            tokens.revoke(persona.name, actor="parity", now=now)
-            started.tokens[persona.name] = tokens.create(persona.name, EVERY_SCOPE, actor="parity", now=now).secret
-        started.tokens[PUSHER] = tokens.create(PUSHER, "metrics:write", actor="parity", now=now).secret
-        started.tokens[READER] = tokens.create(READER, "read", actor="parity", now=now).secret
         yield started
 
 
-@pytest.fixture(scope="module")
-def results(world: World) -> Results:
-    return Results()
-
-
-@pytest.mark.parametrize("door", [d.name for d in DOORS])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_operations_parity(world: World, results: Results, case: Case, door: str) -> None:
-    run_cell(world, results, case, world.doors()[door])
+def test_operations_parity(world: World, case: Case) -> None:
+    run_case(world, case)
 
 
 def test_the_table_names_each_case_once_and_only_real_doors() -> None:
