@@ -458,3 +458,43 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column())
     last_used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class MlflowDelivery(SQLModel, table=True):
+    """One webhook delivery MLflow sent (issue 14). The delivery id is the key, so a delivery MLflow
+    repeats is recognised and changes nothing; the newest row says when MLflow last spoke."""
+
+    __tablename__ = "mlflow_deliveries"
+    __table_args__ = (sa.Index("ix_mlflow_deliveries_received", "received_at"),)
+
+    delivery_id: str = Field(primary_key=True, max_length=64)
+    event: str = Field(max_length=64, nullable=False)
+    model: str | None = Field(default=None, max_length=256)
+    # MLflow's X-MLflow-Timestamp: when it signed the delivery (lag = received_at - sent_at)
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    received_at: datetime = Field(sa_column=utc_column())
+    outcome: str | None = Field(default=None)
+
+
+class MlflowAlias(SQLModel, table=True):
+    """What modelbot last knew one MLflow alias to hold: set by its own alias writes and by every
+    reconciliation. A different value in MLflow later is a move made outside modelbot."""
+
+    __tablename__ = "mlflow_aliases"
+
+    model_id: int = Field(foreign_key="registered_models.id", primary_key=True)
+    alias: str = Field(primary_key=True, max_length=255)
+    version: int | None = Field(default=None)  # None: the alias is not set in MLflow
+    observed_at: datetime = Field(sa_column=utc_column())
+
+
+class MlflowSyncStatus(SQLModel, table=True):
+    """The last reconciliation pass against MLflow (`poll`): for `modelbot mlflow status`."""
+
+    __tablename__ = "mlflow_sync_status"
+
+    name: str = Field(primary_key=True, max_length=32)
+    last_attempt_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_success_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_error: str | None = Field(default=None)
+    models_checked: int = Field(default=0, nullable=False)

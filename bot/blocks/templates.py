@@ -36,7 +36,7 @@ def _load_renderers() -> None:
     """Import the modules that register templates (kept lazy to avoid import cycles)."""
     import importlib
 
-    for module in ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts"):
+    for module in ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts", "bot.blocks.mlflow"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

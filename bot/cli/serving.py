@@ -150,10 +150,13 @@ def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
 
 
 def web_app(services: Services, bolt_app: App | None) -> Any:
-    """Everything served over HTTP in either mode: Slack (HTTP mode only), probes, the REST API."""
+    """Everything served over HTTP in either mode: Slack (HTTP mode only), probes, the REST API,
+    MLflow's webhooks."""
+    from bot.web import mlflow_webhook
     from bot.web.api.app import create_api_app
 
-    return create_web_app(services, bolt_app, mounts={API_PREFIX: create_api_app(services)})
+    return create_web_app(services, bolt_app, routers=[mlflow_webhook.router(services)],
+                          mounts={API_PREFIX: create_api_app(services)})
 
 
 def _serve_http(services: Services, bolt_app: App, host: str, port: int) -> None:

@@ -24,9 +24,9 @@ from bot.domain.policy import (
 )
 
 TOP_KEYS = {"roles", "environments", "webhooks", "metrics", "announce_channel", "monitoring", "alerts", "sources",
-            "retention", "subscriptions", "drift", "api"}
+            "retention", "subscriptions", "drift", "api", "mlflow"}
 # Parsed by the features that own them (bot/sources, bot/jobs, alerting), with `PolicyFile.error`.
-FEATURE_SECTIONS = {"monitoring", "alerts", "sources", "retention", "subscriptions", "drift", "api"}
+FEATURE_SECTIONS = {"monitoring", "alerts", "sources", "retention", "subscriptions", "drift", "api", "mlflow"}
 ENV_KEYS = {"approvals", "approvers", "allow_self_approval", "approval_channel", "expires_after", "requires", "gates",
             "rollback_approvals", "canary_approvals", "canary_steps"}
 # the keys that ask for approvals, each of which must be possible to meet

@@ -109,3 +109,13 @@ def _token(env: Mapping[str, str], name: str, prefixes: tuple[str, ...]) -> str 
         # never echo the value: it may be a real secret pasted into the wrong variable
         raise ConfigError(f"{name} does not look like a Slack token: it should start with {prefixes[0]}.")
     return raw
+
+
+def named_secret(name: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of a secret whose variable the policy file names (`[mlflow] token_env`,
+    `webhook_secret_env`): read at use, so rotating it needs a restart and no migration.
+    Callers never log it; an empty variable counts as unset."""
+    if not name:
+        return None
+    env = os.environ if env is None else env
+    return env.get(name) or None

@@ -38,8 +38,12 @@ def build_worker(services: Services, settings: DeliverySettings | None = None) -
 
     if services.deployments.groups is no_groups:  # `modelbot deliver` runs without the Slack app
         attach_group_resolver(services, client)  # Home refreshes go to the members of approver groups
+    from bot.delivery.mlflow_aliases import KIND, build_sender
+
+    mlflow = build_sender(services)  # MLflow aliases: a destination of their own
     return DeliveryWorker.from_settings(services.db, client, settings, clock=services.clock,
-                                        home=HomeRefresher(services))
+                                        home=HomeRefresher(services),
+                                        senders={KIND: mlflow.send} if mlflow is not None else None)
 
 
 def start_delivery(services: Services, stop_event: threading.Event,

@@ -72,9 +72,11 @@ class DeliveryWorker:
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         home: HomeRenderer | None = None,
+        senders: Mapping[str, Callable[[Job], Outcome]] | None = None,
     ) -> None:
         """`client` must not retry by itself (make_web_client(..., retries=0)): the worker
-        schedules retries in the database, so a 429 or a hanging Slack never pins a thread."""
+        schedules retries in the database, so a 429 or a hanging Slack never pins a thread.
+        `senders`: outbox kinds sent to other destinations (MLflow aliases), by kind."""
         self.db = db
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
@@ -88,18 +90,21 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self._slack = SlackSender(client, clock=self._now, http_timeout_s=http_timeout_s, home=home)
         self._webhooks = WebhookSender(clock=self._now, timeout_s=http_timeout_s, env=env)
+        self._senders = dict(senders or {})
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="modelbot-deliver")
         self._gauges_at = 0.0
 
     @classmethod
     def from_settings(cls, db: Database, client: WebClient, settings: DeliverySettings, *,
                       clock: Callable[[], datetime], env: Mapping[str, str] | None = None,
-                      home: HomeRenderer | None = None) -> DeliveryWorker:
+                      home: HomeRenderer | None = None,
+                      senders: Mapping[str, Callable[[Job], Outcome]] | None = None) -> DeliveryWorker:
         return cls(
             db, client, clock=clock, lease_seconds=settings.lease_seconds, http_timeout_s=settings.http_timeout_s,
             concurrency=settings.concurrency, post_interval_s=settings.post_interval_s,
             backoff_base_s=settings.backoff_base_s, backoff_cap_s=settings.backoff_cap_s,
             give_up_after=settings.give_up_after, poll_seconds=settings.poll_seconds, env=env, home=home,
+            senders=senders,
         )
 
     # ---- the loop -----------------------------------------------------------------------
@@ -192,6 +197,8 @@ class DeliveryWorker:
         if job.decided is not None:
             return job.decided
         try:
+            if job.kind in self._senders:
+                return self._senders[job.kind](job)
             if job.kind == "webhook":
                 return self._webhooks.send(job)
             return self._slack.send(job)

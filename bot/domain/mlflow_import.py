@@ -37,8 +37,10 @@ Transactions: MLflow is read for one model (versions, runs) before any transacti
 that model is written in one write transaction. A failure part-way leaves whole models
 imported and the rest untouched, and re-running continues where it stopped.
 
-This module does no HTTP: it calls an `MlflowSource` (the REST client in `bot.sources.mlflow`)
-that returns plain dataclasses.
+This module does no HTTP: it calls an `MlflowSource` (`bot.domain.mlflow.source`; the REST
+client in `bot.sources.mlflow` implements it) that returns plain dataclasses. The live sync
+(`bot.domain.mlflow.inbound`) plans and writes versions with the same functions, so a version
+synced live and one imported later are the same row with the same provenance.
 """
 
 from __future__ import annotations
@@ -46,22 +48,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from bot.blocks import textfmt
 from bot.domain import names, notices
 from bot.domain.entities import as_utc, iso
 from bot.domain.errors import Conflict, InvalidInput
+from bot.domain.mlflow.source import MlflowError, MlflowModel, MlflowRun, MlflowSource, MlflowVersion
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
-from bot.sources.mlflow import MlflowError, MlflowModel, MlflowRun, MlflowVersion
-from storage.models import AuditEvent, ModelVersion, RegisteredModel
+from storage.models import AuditEvent, ModelVersion
+from storage.queries import mlflow as mlflow_queries
 from storage.queries import registry as queries
 
 IMPORT_ACTOR = "mlflow-import"
+SYNC_ACTOR = "mlflow-sync"
+# `register` audit rows by these actors mark a version as one that came from MLflow
+FROM_MLFLOW = (IMPORT_ACTOR, SYNC_ACTOR)
 # Used when no --alias-map is given; entries whose environment the policy does not define are
 # dropped. Given --alias-map options *replace* this map (so a team whose "prod" alias means
 # something else can leave it out). Aliases are matched regardless of case.
@@ -76,18 +80,6 @@ DEFAULT_ALIAS_MAP: Mapping[str, str] = {
 STAGE_ENVIRONMENTS: Mapping[str, str] = {"Production": "production", "Staging": "staging"}
 READY = "READY"
 PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow 3 stores prompts as registered models
-
-
-class MlflowSource(Protocol):
-    """What the import needs from MLflow; `bot.sources.mlflow.MlflowClient` implements it."""
-
-    def search_registered_models(self) -> Iterable[MlflowModel]: ...
-
-    def get_registered_model(self, name: str) -> MlflowModel | None: ...
-
-    def search_model_versions(self, name: str) -> list[MlflowVersion]: ...
-
-    def get_run(self, run_id: str) -> MlflowRun | None: ...
 
 
 # ---- options --------------------------------------------------------------------------------
@@ -223,31 +215,6 @@ class ImportReport:
         return {"tracking_uri": self.tracking_uri, "dry_run": self.dry_run, "totals": self.totals(),
                 "models": [m.to_dict() for m in self.models], "warnings": self.all_warnings()}
 
-    def text(self) -> str:
-        rows = [
-            [m.name if len(m.name) <= 40 else names.preview(m.name), m.outcome, len(m.created), len(m.updated),
-             len(m.unchanged), len(m.skipped),
-             ", ".join(f"{c.environment} → v{c.to_version}" for c in m.moves) or "–"]
-            for m in self.models
-        ]
-        t = self.totals()
-        head = f"MLflow import from {self.tracking_uri}" + (" (dry run: nothing written)" if self.dry_run else "")
-        lines = [head]
-        if rows:
-            lines.append(textfmt.table(
-                ["model", "result", "created", "updated", "unchanged", "skipped", "pointer moves"], rows))
-        lines.append(
-            f"models: {t['models_created']} created, {t['models_updated']} updated, {t['models_unchanged']} "
-            f"unchanged, {t['models_skipped']} skipped · versions: {t['versions_created']} created, "
-            f"{t['versions_updated']} updated, {t['versions_unchanged']} unchanged, {t['versions_skipped']} "
-            f"skipped · pointer moves: {t['pointer_moves']} · warnings: {t['warnings']}"
-        )
-        warnings = self.all_warnings()
-        if warnings:
-            lines.append("warnings:")
-            lines.extend(f"  - {w}" for w in warnings)
-        return "\n".join(lines)
-
 
 # ---- the import -----------------------------------------------------------------------------
 
@@ -257,8 +224,9 @@ class _Refused(Conflict):
 
 
 @dataclass(frozen=True)
-class _Planned:
-    """One version's modelbot fields, validated before the transaction opens."""
+class PlannedVersion:
+    """One version's modelbot fields, validated before the transaction opens. Without the run
+    (`with_run=False`: the live sync updating tags) metrics and params are left as they are."""
 
     version: int
     artifact_uri: str
@@ -270,11 +238,13 @@ class _Planned:
     tags: dict[str, str]
     created_by: str
     created_at: datetime | None
+    with_run: bool = True
 
     def differences(self, row: ModelVersion) -> tuple[str, ...]:
         changed = [f for f in ("artifact_uri", "run_id", "source", "description", "created_by")
                    if getattr(row, f) != getattr(self, f)]
-        changed += [f for f in ("metrics", "params", "tags") if dict(getattr(row, f) or {}) != getattr(self, f)]
+        mappings = ("metrics", "params", "tags") if self.with_run else ("tags",)
+        changed += [f for f in mappings if dict(getattr(row, f) or {}) != getattr(self, f)]
         if self.created_at is not None and as_utc(row.created_at) != self.created_at:
             changed.append("created_at")
         return tuple(changed)
@@ -282,9 +252,42 @@ class _Planned:
     def apply(self, row: ModelVersion) -> None:
         for f in ("artifact_uri", "run_id", "source", "description", "created_by"):
             setattr(row, f, getattr(self, f))
-        row.metrics, row.params, row.tags = dict(self.metrics), dict(self.params), dict(self.tags)
+        if self.with_run:
+            row.metrics, row.params = dict(self.metrics), dict(self.params)
+        row.tags = dict(self.tags)
         if self.created_at is not None:
             row.created_at = self.created_at
+
+
+def insert_version(session: Session, model_id: int, plan: PlannedVersion, *, now: datetime, actor: str,
+                   reason: str) -> None:
+    """A version that came from MLflow, with the `register` audit row that records where it came from.
+    The caller raises the model's `latest_version` afterwards (`raise_latest_version`)."""
+    session.add(ModelVersion(
+        model_id=model_id, version=plan.version, artifact_uri=plan.artifact_uri, run_id=plan.run_id,
+        source=plan.source, description=plan.description, metrics=dict(plan.metrics), params=dict(plan.params),
+        tags=dict(plan.tags), created_by=plan.created_by, created_at=plan.created_at or now,
+    ))
+    session.add(AuditEvent(at=now, actor=actor, model_id=model_id, action="register", to_version=plan.version,
+                           reason=reason))
+
+
+def update_version(session: Session, row: ModelVersion, plan: PlannedVersion, changed: tuple[str, ...], *,
+                   now: datetime, actor: str) -> None:
+    plan.apply(row)
+    session.add(row)
+    session.add(AuditEvent(at=now, actor=actor, model_id=row.model_id, action="update", to_version=plan.version,
+                           reason=f"updated from MLflow: {', '.join(changed)}"))
+
+
+def skip_reason(model: MlflowModel) -> str | None:
+    """Why a registered model cannot come into modelbot at all (a name modelbot refuses, a prompt)."""
+    problem = _problem(names.model_name, model.name)
+    if problem is not None:
+        return f"model '{names.preview(model.name)}' skipped: {problem}"
+    if model.tags.get(PROMPT_TAG, "").lower() == "true":
+        return f"{model.name} skipped: it is an MLflow prompt, not a model."
+    return None
 
 
 class MlflowImporter:
@@ -323,14 +326,10 @@ class MlflowImporter:
     def _one(self, mlflow_model: MlflowModel, options: ImportOptions) -> ModelResult:
         name = mlflow_model.name
         result = ModelResult(name=name)
-        problem = _problem(names.model_name, name)
-        if problem is not None:
+        skipped = skip_reason(mlflow_model)
+        if skipped is not None:
             result.outcome = "skipped"
-            result.warn(f"model '{names.preview(name)}' skipped: {problem}")
-            return result
-        if mlflow_model.tags.get(PROMPT_TAG, "").lower() == "true":
-            result.outcome = "skipped"
-            result.warn(f"{name} skipped: it is an MLflow prompt, not a model.")
+            result.warn(skipped)
             return result
         versions = self.source.search_model_versions(name)
         selected: list[MlflowVersion] = []
@@ -352,9 +351,9 @@ class MlflowImporter:
             if runs[run_id] is None:
                 result.warn(f"{name}: run {names.preview(run_id)} no longer exists in MLflow; its versions are "
                             "imported without metrics and params.")
-        planned = [_plan(v, runs.get(v.run_id) if v.run_id else None, result) for v in selected]
+        planned = [plan_version(v, runs.get(v.run_id) if v.run_id else None, result) for v in selected]
         targets = _pointer_targets(mlflow_model, versions, options.alias_map, self.registry.environments, result)
-        description = _clean_text(mlflow_model.description, f"{name}: model description", result)
+        description = clean_text(mlflow_model.description, f"{name}: model description", result)
         numbers = {v.version for v in versions}
         transaction = self.registry.reading if options.dry_run else self.registry.writing
         try:
@@ -370,7 +369,7 @@ class MlflowImporter:
         session: Session,
         mlflow_model: MlflowModel,
         description: str | None,
-        planned: list[_Planned],
+        planned: list[PlannedVersion],
         targets: dict[str, tuple[int, str]],
         mlflow_numbers: set[int],
         why_missing: dict[int, str],
@@ -389,7 +388,9 @@ class MlflowImporter:
                             + (" created at/after --since" if result.before_since else "") + ").")
                 return
             if write:
-                inserted = self._insert_model(session, mlflow_model, description, now)
+                inserted = mlflow_queries.insert_model_if_absent(
+                    session, name=name, created_at=mlflow_model.created_at or now, owner=IMPORT_ACTOR,
+                    description=description)
                 model = queries.model_by_key(session, name)
             if inserted or not write:
                 result.outcome = "created"
@@ -402,13 +403,9 @@ class MlflowImporter:
                     "of case; rename one of them to import it."
                 )
             # Serialises with `register` (which bumps this row) so numbers cannot collide mid-import.
-            model = session.exec(
-                self.registry.db.lock_for_update(select(RegisteredModel).where(RegisteredModel.id == model.id))
-                .execution_options(populate_existing=True)
-            ).one()
-            existing = {row.version: row for row in session.exec(
-                select(ModelVersion).where(ModelVersion.model_id == model.id)).all()}
-            imported = _imported_versions(session, model.id)  # type: ignore[arg-type]
+            model = mlflow_queries.lock_model(session, model.id)  # type: ignore[arg-type]
+            existing = mlflow_queries.all_versions(session, model.id)  # type: ignore[arg-type]
+            imported = mlflow_queries.versions_registered_by(session, model.id, FROM_MLFLOW)  # type: ignore[arg-type]
             foreign = sorted(set(existing) - imported)
             if foreign:
                 raise _Refused(
@@ -428,16 +425,8 @@ class MlflowImporter:
                 result.created.append(plan.version)
                 if write:
                     assert model is not None
-                    session.add(ModelVersion(
-                        model_id=model.id,  # type: ignore[arg-type]
-                        version=plan.version, artifact_uri=plan.artifact_uri, run_id=plan.run_id,
-                        source=plan.source, description=plan.description, metrics=dict(plan.metrics),
-                        params=dict(plan.params), tags=dict(plan.tags), created_by=plan.created_by,
-                        created_at=plan.created_at or now,
-                    ))
-                    session.add(AuditEvent(at=now, actor=IMPORT_ACTOR, model_id=model.id, action="register",
-                                           to_version=plan.version,
-                                           reason=f"imported from MLflow {name} v{plan.version}"))
+                    insert_version(session, model.id, plan, now=now, actor=IMPORT_ACTOR,  # type: ignore[arg-type]
+                                   reason=f"imported from MLflow {name} v{plan.version}")
                 continue
             changed = plan.differences(row)
             if not changed:
@@ -445,21 +434,11 @@ class MlflowImporter:
                 continue
             result.updated.append((plan.version, changed))
             if write:
-                plan.apply(row)
-                session.add(row)
-                session.add(AuditEvent(at=now, actor=IMPORT_ACTOR, model_id=row.model_id, action="update",
-                                       to_version=plan.version,
-                                       reason=f"updated from MLflow: {', '.join(changed)}"))
+                update_version(session, row, plan, changed, now=now, actor=IMPORT_ACTOR)
         if write and result.created:
             assert model is not None
             session.flush()
-            highest = max(result.created)
-            # Hand out numbers after the highest imported one; `register` keeps counting from there.
-            session.execute(
-                sa.update(RegisteredModel)
-                .where(RegisteredModel.id == model.id, RegisteredModel.latest_version < highest)  # type: ignore[arg-type]
-                .values(latest_version=highest)
-            )
+            mlflow_queries.raise_latest_version(session, model.id, max(result.created))  # type: ignore[arg-type]
 
         result.deleted_in_mlflow = sorted(imported - mlflow_numbers)
         if result.deleted_in_mlflow:
@@ -502,31 +481,7 @@ class MlflowImporter:
             result.outcome = "updated"
 
 
-    def _insert_model(self, session: Session, mlflow_model: MlflowModel, description: str | None,
-                      now: datetime) -> bool:
-        """Create the model row unless it exists (a concurrent writer may have made it); True if created."""
-        row = session.execute(
-            self.registry.db.upsert_insert(RegisteredModel)
-            .values(name=mlflow_model.name, name_key=mlflow_model.name.lower(),
-                    created_at=mlflow_model.created_at or now, latest_version=0, owner=IMPORT_ACTOR,
-                    description=description)
-            .on_conflict_do_nothing(index_elements=["name_key"])
-            .returning(RegisteredModel.id)  # type: ignore[arg-type]
-        ).first()
-        return row is not None
-
-
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def _imported_versions(session: Session, model_id: int) -> set[int]:
-    """Versions this import created: the append-only audit log is the record of provenance."""
-    rows = session.exec(
-        select(AuditEvent.to_version).where(
-            AuditEvent.model_id == model_id, AuditEvent.action == "register", AuditEvent.actor == IMPORT_ACTOR,
-        )
-    ).all()
-    return {int(v) for v in rows if v is not None}
 
 
 def _pointer_targets(
@@ -566,7 +521,7 @@ def _pointer_targets(
     return targets
 
 
-def _plan(v: MlflowVersion, run: MlflowRun | None, result: ModelResult) -> _Planned:
+def plan_version(v: MlflowVersion, run: MlflowRun | None, result: ModelResult) -> PlannedVersion:
     where = f"{v.name} v{v.version}"
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
@@ -598,12 +553,12 @@ def _plan(v: MlflowVersion, run: MlflowRun | None, result: ModelResult) -> _Plan
             result.warn(f"{where}: user '{names.preview(v.user_id)}' not usable ({problem}); created by {IMPORT_ACTOR}.")
         else:
             created_by = names.actor(v.user_id)
-    return _Planned(
+    return PlannedVersion(
         version=v.version,
         artifact_uri=source or f"models:/{v.name}/{v.version}",
         run_id=run_id,
         source=source,
-        description=_clean_text(v.description, f"{where}: description", result),
+        description=clean_text(v.description, f"{where}: description", result),
         metrics=metrics,
         params=params,
         tags=tags,
@@ -612,7 +567,7 @@ def _plan(v: MlflowVersion, run: MlflowRun | None, result: ModelResult) -> _Plan
     )
 
 
-def _clean_text(value: str | None, where: str, result: ModelResult) -> str | None:
+def clean_text(value: str | None, where: str, result: ModelResult) -> str | None:
     """Descriptions are kept even when modelbot would refuse them as typed input: cleaned, with a warning."""
     if value is None or _problem(names.text, value, "description") is None:
         return value

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from bot.domain.entities import AuditEntry, EnvironmentState, PointerMove, iso
+from bot.domain.mlflow import outbound as mlflow_aliases
 from bot.domain.policy import EnvironmentPolicy, Policy
 from storage.queries import outbox
 from storage.queries import registry as queries
@@ -95,6 +96,7 @@ def deployment_changed(
     """Webhooks on every pointer move; an announcement for moves without a card (rollbacks,
     promotions without approvals), because people want to hear about those most."""
     _webhooks(session, policy, "deployment.changed", move.state, move.audit, now=now, model_id=model_id)
+    mlflow_aliases.pointer_moved(session, policy, move.state, move.audit, now=now, model_id=model_id)
     channel = _announce_channel(policy, move.state.environment)
     if announce and channel:
         outbox.enqueue(session, now=now, topic=topic(model_id), kind="post", template="deployment_announcement",
@@ -107,6 +109,7 @@ def canary_changed(
 ) -> None:
     _webhooks(session, policy, "deployment.changed", state, audit, now=now, model_id=model_id)
     _webhooks(session, policy, "canary.changed", state, audit, now=now, model_id=model_id)
+    mlflow_aliases.pointer_moved(session, policy, state, audit, now=now, model_id=model_id)
     channel = _announce_channel(policy, state.environment)
     if not channel:
         return

@@ -13,7 +13,7 @@ from bot import commands
 from bot.blocks import registry as registry_blocks
 from bot.blocks.base import Message
 from bot.domain.errors import InvalidInput, NotFound
-from bot.handlers import alerts, deploy, monitoring, registry, subscriptions
+from bot.handlers import alerts, deploy, mlflow, monitoring, registry, subscriptions
 from bot.handlers.base import (
     Actor,
     Click,
@@ -84,5 +84,5 @@ def _next_page(services: Services, event: Click) -> ClickResult:
 
 _paging = HandlerTable(clicks={registry_blocks.PAGE_ACTION: _next_page})
 HANDLERS, CLICK_HANDLERS, SUBMIT_HANDLERS = _merged(
-    (registry.table, deploy.table, monitoring.table, subscriptions.table, alerts.table, _paging)
+    (registry.table, deploy.table, monitoring.table, subscriptions.table, alerts.table, mlflow.table, _paging)
 )

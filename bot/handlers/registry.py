@@ -9,7 +9,9 @@ from bot.blocks import compare as compare_blocks
 from bot.blocks import help as help_blocks
 from bot.blocks import registry as registry_blocks
 from bot.blocks.base import Message
+from bot.domain import names
 from bot.domain.errors import NotFound
+from bot.domain.refs import parse_ref
 from bot.handlers.base import Actor, HandlerTable
 
 if TYPE_CHECKING:
@@ -36,7 +38,20 @@ def _list(services: Services, actor: Actor, cmd: commands.ListModels) -> Message
 
 @table.handles(commands.Show)
 def _show(services: Services, actor: Actor, cmd: commands.Show) -> Message:
-    return registry_blocks.version_detail(services.registry.show(cmd.model, cmd.ref))
+    message = registry_blocks.version_detail(services.registry.show(cmd.model, cmd.ref))
+    environment = parse_ref(cmd.ref).environment
+    if environment is None:
+        return message
+    from bot.config.mlflow import mlflow_config
+
+    settings = mlflow_config(services.policy)
+    if settings is None:
+        return message
+    from bot.blocks.mlflow import with_alias_states
+    from bot.domain.mlflow.state import alias_states
+
+    environment = names.environment(environment, services.registry.environments)
+    return with_alias_states(message, alias_states(services.registry, settings, cmd.model, environment))
 
 
 @table.handles(commands.Compare)

@@ -4,7 +4,7 @@ APScheduler 3.x keeps jobs in `apscheduler_jobs` in our own database (SQLAlchemy
 a restart resumes the schedule instead of rebuilding it, and a digest due while the process
 was down still runs (within its misfire grace time) when it comes back. Jobs have fixed ids
 (`digest:<subscription id>`, `expire-requests`, `compact-samples`, `sync-subscriptions`,
-`pull:<source>`, `evaluate-alerts`, `alert-charts`) and are added with `replace_existing=True`,
+`pull:<source>`, `evaluate-alerts`, `alert-charts`, `mlflow-poll`) and are added with `replace_existing=True`,
 so re-adding is an upsert, never a duplicate.
 
 `sync_jobs` reconciles the store with what subscriptions and config ask for, and *only
@@ -147,6 +147,20 @@ def alerts_jobs(services: Services) -> list[JobSpec]:
 # ---- the whole set --------------------------------------------------------------------------------
 
 
+def mlflow_jobs(services: Services) -> list[JobSpec]:
+    """With `[mlflow]`: reconcile with MLflow every poll_interval (a missed run is skipped: the next one
+    reads the same state)."""
+    from bot.config.mlflow import mlflow_config
+    from bot.jobs import mlflow
+
+    settings = mlflow_config(services.policy)
+    if settings is None:
+        return []
+    every = max(1, int(settings.poll_interval.total_seconds()))
+    trigger = IntervalTrigger(seconds=every, start_date=EPOCH, timezone=zoneinfo.ZoneInfo("UTC"))
+    return [JobSpec("mlflow-poll", mlflow.poll, trigger, misfire_grace_time=every, name=f"poll MLflow every {every} s")]
+
+
 def desired_jobs(services: Services) -> list[JobSpec]:
     from bot.domain.subscriptions import Subscriptions
 
@@ -166,6 +180,7 @@ def desired_jobs(services: Services) -> list[JobSpec]:
     every = services.settings.digest_test_every_s
     specs.extend(digest_job(sub, every) for sub in Subscriptions(services.registry, services.policy).list_all())
     specs.extend(alerts_jobs(services))
+    specs.extend(mlflow_jobs(services))
     for provider in JOB_PROVIDERS:
         specs.extend(provider(services))
     return specs

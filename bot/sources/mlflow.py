@@ -1,20 +1,23 @@
 """A small MLflow tracking-server client over its REST API 2.0, built on `requests`.
 
 Why not the `mlflow` package: it pins its own pandas/numpy/SQLAlchemy ranges and does not
-import beside ours (pandas 3), and the import needs five read-only endpoints. This module
-speaks exactly those, hands back plain frozen dataclasses (no HTTP ever happens outside this
-module), and turns every way a server can fail into one typed error whose message says what
-to check:
+import beside ours (pandas 3), and modelbot needs a dozen endpoints: the registry reads of
+the import and the sync, alias writes, and webhook management for `modelbot mlflow setup`.
+This module speaks exactly those, hands back the plain frozen dataclasses of
+`bot.domain.mlflow.source` (no HTTP ever happens outside this module), and turns every way a
+server can fail into one typed error whose message says what to check:
 
 * unreachable (connection refused, DNS, timeouts) → `MlflowUnreachable`
 * 401/403 → `MlflowAuthError` (credentials come from `MLFLOW_TRACKING_TOKEN`, or
-  `MLFLOW_TRACKING_USERNAME` + `MLFLOW_TRACKING_PASSWORD`, like MLflow's own client; they are
-  never logged nor put in a message)
+  `MLFLOW_TRACKING_USERNAME` + `MLFLOW_TRACKING_PASSWORD`, like MLflow's own client, or the
+  token the caller passes; they are never logged nor put in a message)
 * 5xx/429 still failing after the retries → `MlflowServerError`
 * an answer that is not JSON (a login page, a proxy's HTML) → `MlflowBadResponse`
 
-Transient failures (429, 502/503/504/500, connection errors, read timeouts) are retried with
-exponential backoff by urllib3's `Retry`; only GETs are sent, so retrying is always safe.
+Transient failures of reads (429, 502/503/504/500, connection errors, read timeouts) are
+retried with exponential backoff by urllib3's `Retry`. Writes are retried only when the
+connection could not be made (nothing was sent); every other failure of a write is reported
+at once, because its caller (the outbox) schedules retries itself.
 """
 
 from __future__ import annotations
@@ -22,14 +25,37 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from bot.config.settings import named_secret
+from bot.domain import names
+from bot.domain.mlflow.settings import SyncSettings
+from bot.domain.mlflow.source import (
+    MlflowAuthError,
+    MlflowBadResponse,
+    MlflowConfigError,
+    MlflowError,
+    MlflowModel,
+    MlflowNotFound,
+    MlflowRequestError,
+    MlflowRun,
+    MlflowServerError,
+    MlflowUnreachable,
+    MlflowVersion,
+    check_tracking_uri,
+)
+
+__all__ = [
+    "MlflowAuthError", "MlflowBadResponse", "MlflowClient", "MlflowConfigError", "MlflowError", "MlflowModel",
+    "MlflowNotFound", "MlflowRequestError", "MlflowRun", "MlflowServerError", "MlflowUnreachable", "MlflowVersion",
+    "MlflowWebhook", "check_tracking_uri", "sync_client",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,87 +68,6 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_PAGES = 100_000  # a server that keeps handing out page tokens is broken, not big
 
 
-# ---- errors ---------------------------------------------------------------------------------
-
-
-class MlflowError(Exception):
-    """Anything that went wrong talking to MLflow; the message is one user-facing sentence."""
-
-
-class MlflowConfigError(MlflowError):
-    """The tracking URI itself is unusable (the user's input, not the server's fault)."""
-
-
-class MlflowUnreachable(MlflowError):
-    """No HTTP answer at all: refused, unresolvable, or timed out after the retries."""
-
-
-class MlflowAuthError(MlflowError):
-    """401/403: missing or wrong credentials."""
-
-
-class MlflowServerError(MlflowError):
-    """5xx or 429, still failing after the retries."""
-
-
-class MlflowRequestError(MlflowError):
-    """Another 4xx: the server understood us and said no."""
-
-
-class MlflowNotFound(MlflowRequestError):
-    """404 RESOURCE_DOES_NOT_EXIST: the named model or run is not there."""
-
-
-class MlflowBadResponse(MlflowError):
-    """The answer is not the JSON an MLflow server sends (wrong URL, proxy page, other service)."""
-
-
-# ---- what the client returns ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MlflowRun:
-    """The parts of a run the import uses: latest metric values, params and run tags."""
-
-    run_id: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    user_id: str | None = None
-
-
-@dataclass(frozen=True)
-class MlflowVersion:
-    """One model version as the registry reports it (model-version object of REST API 2.0)."""
-
-    name: str
-    version: int
-    created_at: datetime | None
-    updated_at: datetime | None
-    user_id: str | None
-    description: str | None
-    source: str | None
-    run_id: str | None
-    run_link: str | None
-    storage_location: str | None
-    status: str
-    status_message: str | None
-    current_stage: str | None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MlflowModel:
-    """A registered model with its aliases (MLflow ≥ 2.3) and tags."""
-
-    name: str
-    description: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-    aliases: dict[str, int] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
 # ---- the client -----------------------------------------------------------------------------
 
 
@@ -133,53 +78,43 @@ class _CappedRetry(Retry):
         return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER_S)
 
 
-def check_tracking_uri(uri: str) -> str:
-    """Return the base URL without a trailing slash, or raise MlflowConfigError saying why not.
+@dataclass(frozen=True)
+class MlflowWebhook:
+    """A webhook registered in MLflow (the secret is write-only: MLflow never returns it)."""
 
-    Only http(s) servers are supported: `file:`, `sqlite:` and `databricks` URIs are what the
-    mlflow package accepts, but they are not a REST endpoint. Credentials inside the URL are
-    refused so they do not end up in shell history, logs and error messages.
-    """
-    text = (uri or "").strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port  # raises on a non-numeric port
-    except ValueError:
-        raise MlflowConfigError(f"'{_preview(text)}' is not a URL: use the tracking server's address, "
-                                "for example http://127.0.0.1:5000.") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MlflowConfigError(
-            f"'{_preview(text)}' is not an http(s) URL of an MLflow tracking server: "
-            "use for example http://127.0.0.1:5000 (file:, sqlite: and databricks URIs are not supported)."
-        )
-    if parts.username or parts.password:
-        raise MlflowConfigError(
-            "Do not put credentials in the tracking URI: set MLFLOW_TRACKING_TOKEN, or "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
-        )
-    if parts.query or parts.fragment:
-        raise MlflowConfigError(f"'{_preview(text)}' has a query or fragment: give the server's base URL only.")
-    del port
-    return text.rstrip("/")
+    webhook_id: str
+    name: str
+    url: str
+    events: tuple[str, ...]
+    status: str
 
 
 class MlflowClient:
-    """Read-only client for the endpoints the import needs. Holds one pooled `requests.Session`."""
+    """Client for the endpoints modelbot needs. Holds one pooled `requests.Session`.
+
+    `token` (read by the caller from the variable `[mlflow] token_env` names) wins over
+    MLFLOW_TRACKING_TOKEN; basic auth from MLFLOW_TRACKING_USERNAME/PASSWORD wins over both,
+    as in MLflow's own client. `where` names the setting the user fixes when the server
+    cannot be reached (`--tracking-uri` on the command line, `tracking_uri` in the file).
+    """
 
     def __init__(
         self,
         tracking_uri: str,
         *,
         env: Mapping[str, str] | None = None,
+        token: str | None = None,
         retries: int = 3,
         backoff_s: float = 0.3,
         timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
         page_size: int = 200,
+        where: str = "--tracking-uri",
     ) -> None:
         self.base_url = check_tracking_uri(tracking_uri)
         self.timeout = timeout
         self.page_size = page_size
         self.attempts = retries + 1
+        self._where = where
         env = os.environ if env is None else env
         self._session = requests.Session()
         retry = _CappedRetry(
@@ -187,19 +122,19 @@ class MlflowClient:
             backoff_factor=backoff_s, backoff_max=10.0, status_forcelist=RETRY_STATUSES,
             allowed_methods=frozenset({"GET"}), raise_on_status=False, respect_retry_after_header=True,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=4)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=8)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = "modelbot-mlflow-import"
+        self._session.headers["User-Agent"] = "modelbot-mlflow"
         self._session.headers["Accept"] = "application/json"
         # Same precedence as MLflow's own client: basic auth when both parts are set, else a token.
         username, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
-        token = env.get("MLFLOW_TRACKING_TOKEN")
+        token = token or env.get("MLFLOW_TRACKING_TOKEN")
         if username and password:
             self._session.auth = (username, password)
         elif token:
             self._session.headers["Authorization"] = f"Bearer {token}"
-        self._auth_hint = "the credentials from MLFLOW_TRACKING_*" if (username and password) or token else (
+        self._auth_hint = "the configured credentials" if (username and password) or token else (
             "no credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
         )
         if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
@@ -219,7 +154,7 @@ class MlflowClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---- endpoints ----------------------------------------------------------------------
+    # ---- registry reads -----------------------------------------------------------------
 
     def search_registered_models(self) -> Iterator[MlflowModel]:
         """Every registered model, page by page (`registered-models/search`)."""
@@ -242,7 +177,7 @@ class MlflowClient:
         elif '"' not in name:
             expression = f'name="{name}"'
         else:
-            raise MlflowRequestError(f"Model name '{_preview(name)}' has both quote characters and cannot be searched.")
+            raise MlflowRequestError(f"Model name '{names.preview(name, 60)}' has both quote characters and cannot be searched.")
         versions = [_version(item) for item in self._pages(
             "model-versions/search", "model_versions", {"filter": expression, "max_results": self.page_size})]
         return sorted(versions, key=lambda v: v.version)
@@ -264,6 +199,50 @@ class MlflowClient:
             user_id=_text(info.get("user_id")),
         )
 
+    def get_model_version(self, name: str, version: int) -> MlflowVersion | None:
+        """One version by number, or None when MLflow has no such model or version."""
+        try:
+            body = self._get("model-versions/get", {"name": name, "version": str(version)})
+        except MlflowNotFound:
+            return None
+        return _version(_field(body, "model_version", dict, "model-versions/get"))
+
+    # ---- alias writes -------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point `alias` of model `name` at `version` (moving it if it pointed elsewhere)."""
+        self._call("POST", "registered-models/alias", body={"name": name, "alias": alias, "version": str(version)})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._call("DELETE", "registered-models/alias", body={"name": name, "alias": alias})
+
+    # ---- webhooks (MLflow ≥ 3.3, SQL backends) -----------------------------------------
+
+    def list_webhooks(self) -> list[MlflowWebhook]:
+        return [_webhook(item) for item in self._pages("webhooks", "webhooks", {"max_results": 100})]
+
+    def create_webhook(self, *, name: str, url: str, events: tuple[str, ...], secret: str,
+                       description: str) -> MlflowWebhook:
+        body = {"name": name, "url": url, "events": [_event_object(e) for e in events], "secret": secret,
+                "description": description, "status": "ACTIVE"}
+        return _webhook(_field(self._call("POST", "webhooks", body=body), "webhook", dict, "webhooks"))
+
+    def update_webhook(self, webhook_id: str, *, url: str, events: tuple[str, ...], secret: str,
+                       description: str) -> MlflowWebhook:
+        body = {"url": url, "events": [_event_object(e) for e in events], "secret": secret,
+                "description": description, "status": "ACTIVE"}
+        answer = self._call("PATCH", f"webhooks/{_path_part(webhook_id)}", body=body)
+        return _webhook(_field(answer, "webhook", dict, "webhooks"))
+
+    def test_webhook(self, webhook_id: str, event: str) -> tuple[bool, str]:
+        """Ask MLflow to send an example `event` now: (success, what MLflow reported)."""
+        answer = self._call("POST", f"webhooks/{_path_part(webhook_id)}/test", body={"event": _event_object(event)})
+        result = _field(answer, "result", dict, "webhooks/test")
+        if result.get("success"):
+            return True, f"HTTP {result.get('response_status')}"
+        detail = result.get("error_message") or f"HTTP {result.get('response_status')}: {result.get('response_body')}"
+        return False, names.preview(str(detail), 300)
+
     # ---- transport ----------------------------------------------------------------------
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -284,9 +263,13 @@ class MlflowClient:
         raise MlflowBadResponse(f"{self.base_url} kept paging {path} past {MAX_PAGES} pages; stopping.")
 
     def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("GET", path, params=params)
+
+    def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+              body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         url = self.base_url + API_PREFIX + path
         try:
-            response = self._session.get(url, params=dict(params), timeout=self.timeout)
+            response = self._session.request(method, url, params=dict(params or {}), json=body, timeout=self.timeout)
         except requests.exceptions.SSLError as exc:
             raise MlflowUnreachable(
                 f"TLS to {self.base_url} failed ({type(exc).__name__}): set MLFLOW_TRACKING_SERVER_CERT_PATH "
@@ -296,11 +279,12 @@ class MlflowClient:
             raise MlflowServerError(f"{self.base_url} kept failing {path} after {self.attempts} tries.") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             what = "timed out" if _is_timeout(exc) else "refused or could not be reached"
+            tries = f"{self.attempts} tries" if method == "GET" else "connection retried"
             raise MlflowUnreachable(
-                f"The MLflow server at {self.base_url} {what} ({self.attempts} tries): "
-                "check --tracking-uri and that the server is running."
+                f"The MLflow server at {self.base_url} {what} ({tries}): "
+                f"check {self._where} and that the server is running."
             ) from None
-        log.debug("GET %s%s -> %s", API_PREFIX, path, response.status_code)
+        log.debug("%s %s%s -> %s", method, API_PREFIX, path, response.status_code)
         body = _json(response)
         status = response.status_code
         if status in (401, 403):
@@ -310,14 +294,15 @@ class MlflowClient:
             )
         if status >= 400:
             code = str(body.get("error_code") or "") if isinstance(body, dict) else ""
-            message = _preview(str(body.get("message") or ""), 200) if isinstance(body, dict) else ""
+            message = names.preview(str(body.get("message") or ""), 200) if isinstance(body, dict) else ""
             detail = f": {code} {message}".rstrip() if code or message else ""
-            if status == 404 and code == "RESOURCE_DOES_NOT_EXIST":
+            if code == "RESOURCE_DOES_NOT_EXIST":
                 raise MlflowNotFound(f"{path}{detail}")
             if status in RETRY_STATUSES:
+                tries = f" after {self.attempts} tries" if method == "GET" else ""
                 raise MlflowServerError(
-                    f"The MLflow server at {self.base_url} answered {status} {response.reason or ''} to {path} "
-                    f"after {self.attempts} tries{detail}".replace("  ", " ")
+                    f"The MLflow server at {self.base_url} answered {status} {response.reason or ''} to {path}"
+                    f"{tries}{detail}".replace("  ", " ")
                 )
             if status == 404:
                 raise MlflowBadResponse(
@@ -329,9 +314,15 @@ class MlflowClient:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise MlflowBadResponse(
                 f"{self.base_url} answered {path} with {kind}, not MLflow's JSON: "
-                "is --tracking-uri the MLflow tracking server (not its UI behind a login page or a proxy)?"
+                f"is {self._where} the MLflow tracking server (not its UI behind a login page or a proxy)?"
             )
         return body
+
+
+def sync_client(settings: SyncSettings, *, retries: int = 3) -> MlflowClient:
+    """The client of the live sync: `[mlflow] tracking_uri`, the token from the variable `token_env` names."""
+    return MlflowClient(settings.tracking_uri, token=named_secret(settings.token_env), retries=retries,
+                        where="tracking_uri in [mlflow]")
 
 
 # ---- parsing --------------------------------------------------------------------------------
@@ -383,14 +374,14 @@ def _time(value: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise MlflowBadResponse(f"'{_preview(str(value))}' is not an MLflow timestamp.") from None
+        raise MlflowBadResponse(f"'{names.preview(str(value), 60)}' is not an MLflow timestamp.") from None
 
 
 def _int(value: Any, what: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise MlflowBadResponse(f"MLflow sent {what} '{_preview(str(value))}', not a number.") from None
+        raise MlflowBadResponse(f"MLflow sent {what} '{names.preview(str(value), 60)}', not a number.") from None
 
 
 def _model(item: dict[str, Any]) -> MlflowModel:
@@ -431,6 +422,20 @@ def _version(item: dict[str, Any]) -> MlflowVersion:
     )
 
 
-def _preview(value: str, limit: int = 60) -> str:
-    cleaned = "".join(ch if ch.isprintable() else "?" for ch in value)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+def _webhook(item: dict[str, Any]) -> MlflowWebhook:
+    events = tuple(f"{str(e.get('entity', '')).lower()}.{str(e.get('action', '')).lower()}"
+                   for e in _list(item, "events"))
+    return MlflowWebhook(webhook_id=str(item.get("webhook_id") or ""), name=str(item.get("name") or ""),
+                         url=str(item.get("url") or ""), events=events, status=str(item.get("status") or ""))
+
+
+def _event_object(event: str) -> dict[str, str]:
+    """`model_version.created` → the proto-JSON MLflow's REST API takes."""
+    entity, _, action = event.partition(".")
+    return {"entity": entity.upper(), "action": action.upper()}
+
+
+def _path_part(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from storage.models import OutboxMessage, SlackMessageRef
 
-KINDS = ("post", "update", "thread", "ephemeral", "webhook", "upload", "home")
+KINDS = ("post", "update", "thread", "ephemeral", "webhook", "upload", "home", "mlflow_alias")
 
 
 def enqueue(

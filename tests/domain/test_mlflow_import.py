@@ -14,11 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +25,10 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from bot.cli.main import main
+from bot.config.settings import Settings
 from bot.domain.mlflow_import import (
     IMPORT_ACTOR,
     ImportOptions,
@@ -38,41 +37,18 @@ from bot.domain.mlflow_import import (
     resolve_alias_map,
 )
 from bot.domain.registry import Registry
+from bot.services import open_services
 from bot.sources.mlflow import MlflowClient, MlflowModel, MlflowRun, MlflowVersion
 from storage.db import Database, DatabaseSettings
+from storage.models import OutboxMessage
 from storage.queries import registry as queries
+from tests.support.mlflow_server import MlflowProcess, clean_env, free_port, mlflow_python
 
-REPO = Path(__file__).resolve().parents[2]
-FILL_SCRIPT = REPO / "tests" / "support" / "mlflow_fill.py"
-SERVER_START_TIMEOUT_S = 120.0
+FILL_SCRIPT = Path(__file__).resolve().parents[2] / "tests" / "support" / "mlflow_fill.py"
 Cli = Callable[..., tuple[int, str, str]]
 
 
 # ---- fixtures -------------------------------------------------------------------------------
-
-
-def _mlflow_python() -> Path:
-    """The MLflow virtualenv's python, or skip (fail in CI) saying how to create it."""
-    explicit = os.environ.get("MODELBOT_TEST_MLFLOW_PYTHON")
-    venv = Path(os.environ.get("MODELBOT_MLFLOW_VENV") or REPO / "bench" / ".venv-mlflow")
-    python = Path(explicit) if explicit else venv / "bin" / "python"
-    if python.exists() and (python.parent / "mlflow").exists():
-        return python
-    reason = (f"no MLflow virtualenv at {python.parent.parent}: run `bash tests/support/mlflow_env.sh` "
-              "(installs mlflow==3.17.2 from PyPI) to run the MLflow import tests")
-    if os.environ.get("MODELBOT_REQUIRE_MLFLOW"):
-        pytest.fail(f"MODELBOT_REQUIRE_MLFLOW is set, but there is {reason}")
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
 
 
 @dataclass(frozen=True)
@@ -83,50 +59,17 @@ class MlflowServer:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    python = _mlflow_python()
+    python = mlflow_python()
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = root / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(python.parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            # no background job runner: it starts eight more processes that each import mlflow
-            env={**_clean_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
+    server = MlflowProcess(python, root).start()
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s:\n"
-                            f"{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)  # waiting for an external server to start, not test synchronisation
         view_path = root / "view.json"
-        fill = subprocess.run([str(python), str(FILL_SCRIPT), url, str(view_path)], capture_output=True,
-                              text=True, timeout=180, env=_clean_env(), cwd=root)
+        fill = subprocess.run([str(python), str(FILL_SCRIPT), server.url, str(view_path)], capture_output=True,
+                              text=True, timeout=180, env=clean_env(), cwd=root)
         assert fill.returncode == 0, fill.stderr[-3000:]
-        yield MlflowServer(url=url, view=json.loads(view_path.read_text()))
+        yield MlflowServer(url=server.url, view=json.loads(view_path.read_text()))
     finally:
-        _stop_group(proc)
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """`mlflow server` runs uvicorn as a child: stop the whole process group it leads."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=3)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        server.stop()
 
 
 def _cli_for(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
@@ -326,6 +269,54 @@ def test_changes_in_mlflow_flow_in_without_duplicates(sqlite_cli: Cli, mlflow_se
         _rest(mlflow_server, "POST", "registered-models/alias", {"name": "churn", "alias": "champion", "version": "3"})
 
 
+def test_mlflow_refuses_webhooks_to_loopback_so_the_poll_brings_versions_in(
+    sqlite_url: str, mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """This module's server runs without MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS: `mlflow setup` says what MLflow
+    refused and which setting allows it, and the scheduler's poll job alone follows MLflow."""
+    from bot.jobs import jobs
+    from bot.jobs import mlflow as mlflow_job
+
+    policy = tmp_path / "modelbot.toml"
+    policy.write_text(f"""[environments.staging]
+[environments.production]
+[mlflow]
+tracking_uri = "{mlflow_server.url}"
+webhook_secret_env = "MODELBOT_TEST_MLFLOW_WEBHOOK_SECRET"
+new_version_channel = "C0MODELS"
+models = ["ranker.*"]
+""")
+    cli = _cli_for(sqlite_url, monkeypatch, capsys)
+    monkeypatch.setenv("MODELBOT_CONFIG", str(policy))
+    monkeypatch.setenv("MODELBOT_TEST_MLFLOW_WEBHOOK_SECRET", "whsec-test")
+    code, out, err = cli("mlflow", "setup", "--public-url", f"http://127.0.0.1:{free_port()}")
+    assert (code, out) == (1, "")
+    assert "MLflow refused the webhook URL" in _one_line(err) and "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true" in err
+    assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https" in err and "polling every 1 min" in err
+
+    services = open_services(Settings.from_env())
+    try:
+        jobs.bind(services)
+        for _ in range(2):  # the second run finds nothing new
+            mlflow_job.poll()
+        with services.registry.reading() as session:
+            cards = session.execute(sa.select(OutboxMessage.data).where(
+                OutboxMessage.template == "mlflow_new_version")).scalars().all()
+    finally:
+        jobs.unbind()
+        services.close()
+    shown = dump(cli)
+    assert [v["version"] for v in shown["ranker.v2"]["versions"]["versions"]] == [5, 4, 3, 2, 1]
+    assert sorted(c["version"] for c in cards) == [1, 2, 3, 4, 5]
+    expected = mlflow_server.view["ranker.v2"]["versions"][2]
+    assert shown["ranker.v2"]["show"][3]["metrics"] == expected["metrics"]
+    code, out, _ = cli("mlflow", "status", "--json")
+    status = json.loads(out)
+    assert code == 0 and status["followed"] == ["ranker.v2"] and status["last_event"] is None
+    assert status["last_poll"]["error"] is None and status["last_poll"]["models_checked"] == 1
+
+
 def test_models_with_their_own_versions_are_refused_not_renumbered(
     sqlite_cli: Cli, mlflow_server: MlflowServer
 ) -> None:
@@ -380,7 +371,7 @@ def _one_line(err: str) -> str:
 
 
 def test_unreachable_server_exits_1_with_one_line(sqlite_cli: Cli) -> None:
-    code, out, err = sqlite_cli("import", "mlflow", "--tracking-uri", f"http://127.0.0.1:{_free_port()}")
+    code, out, err = sqlite_cli("import", "mlflow", "--tracking-uri", f"http://127.0.0.1:{free_port()}")
     assert code == 1 and out == ""
     assert "could not be reached" in _one_line(err) and "--tracking-uri" in err
 
