@@ -40,8 +40,8 @@ def handle(session: Session, registry: Registry, policy: Policy, settings: SyncS
         why_not = _why_not_accept(session, model, target, current)
         if not why_not:
             assert current is not None
-            dep = registry._locked_deployment(session, model, env)
-            move = registry._move(
+            dep = registry.lock_deployment(session, model, env)
+            move = registry.move_pointer(
                 session, model, dep, current, actor=EXTERNAL_ACTOR, action="promote", request_id=None,
                 reason=f"{moved} outside modelbot (external_moves = accept)")
             notices.deployment_changed(session, policy, move, now=now, model_id=model.id)  # type: ignore[arg-type]
