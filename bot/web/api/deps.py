@@ -24,7 +24,6 @@ from bot.services import Services
 from bot.web.api.errors import ApiError, error_response
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-DEFAULT_RATE_PER_SECOND = 20.0
 DEFAULT_BURST = 60
 TOUCH_EVERY = timedelta(minutes=5)
 READ_METHODS = ("GET", "HEAD")
