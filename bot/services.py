@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config.settings import Settings
@@ -16,6 +16,8 @@ from storage.db import Database
 
 if TYPE_CHECKING:
     from bot.domain.deployments import Deployments
+    from bot.domain.digest import FeedingSource
+    from bot.domain.status import StatusQuery
 
 
 @dataclass
@@ -42,6 +44,41 @@ class Services:
 
                     self._deployments = Deployments(self.registry, self.policy, groups=self.groups, clock=self.clock)
         return self._deployments
+
+    def status_query(self, model: str | None, window: timedelta | None = None) -> StatusQuery:
+        """What `/model status`, `modelbot status` and digests ask the monitoring domain: the sources
+        feeding `model` (from the policy file), metric directions, what fires, and the clock.
+
+        Lives here, below every front end, so `modelbot status` reaches it without importing the
+        Slack handlers; the source parser (and its HTTP client) is imported only when sources exist."""
+        from bot.domain import status
+        from bot.domain.alerting.reads import firing_provider
+
+        refs: list[status.SourceRef] = []
+        if model and self.policy.sections.get("sources"):
+            from bot.config.sources import environments_of, sources_for_model
+
+            refs = [status.SourceRef(s.name, s.type, environments_of(s)) for s in sources_for_model(self.policy, model)]
+        return status.StatusQuery(now=self.clock(), window=window or status.DEFAULT_WINDOW, sources=refs,
+                                  directions=dict(self.policy.metric_directions),  # type: ignore[arg-type]
+                                  firing=firing_provider(self.registry, self.clock))
+
+    def feeding_sources(self) -> list[FeedingSource]:
+        """The configured metric sources as digests need them: a health reference plus the models they
+        measure, so a digest can say which of its sources went quiet."""
+        from bot.domain import status
+        from bot.domain.digest import FeedingSource
+
+        if not self.policy.sections.get("sources"):
+            return []
+        from bot.config.sources import configured_sources, environments_of
+
+        out = []
+        for source in configured_sources(self.policy):
+            models = getattr(source, "models", None) or (getattr(source, "model", None),)
+            out.append(FeedingSource(status.SourceRef(source.name, source.type, environments_of(source)),
+                                     tuple(m.lower() for m in models if m)))
+        return out
 
     def close(self) -> None:
         self.db.dispose()

@@ -25,7 +25,7 @@ from sqlmodel import Session
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0006_10b"
+HEAD_REVISION = "0008_audit_subject_active_token_names"
 _WRITE_OPTION = "modelbot_write"
 
 

@@ -196,7 +196,7 @@ def _override_note(r: Mapping[str, Any]) -> str:
 
 def _comparison_blocks(r: Mapping[str, Any], versions: Mapping[str, Any]) -> list[Block]:
     """Metric deltas (▲ better / ▼ worse by each metric's direction) and params that differ."""
-    from bot.domain.compare import compare, differences
+    from bot.domain.compare import compare
 
     candidate = versions.get(str(r["version"]))
     current = versions.get(str(r.get("from_version"))) if r.get("from_version") is not None else None
@@ -213,18 +213,18 @@ def _comparison_blocks(r: Mapping[str, Any], versions: Mapping[str, Any]) -> lis
     c = compare([_version(r["model"], current), _version(r["model"], candidate)])
     old, new = c.labels
     blocks: list[Block] = []
-    if len(c.metrics):
+    if c.metrics:
         rows = []
-        for name in c.metrics.index:
-            row = c.metrics.loc[name]
-            rows.append([escape(name), textfmt.number(row[old]), textfmt.number(row[new]),
-                         f"{textfmt.signed(row[f'delta:{new}'])} {ARROWS[row[f'verdict:{new}']]}"])
+        for m in c.metrics:
+            delta = m.deltas[new]
+            rows.append([escape(m.metric), textfmt.number(m.values[old]), textfmt.number(m.values[new]),
+                         f"{textfmt.signed(delta.absolute)} {ARROWS[delta.verdict]}"])
         table = textfmt.table(["metric", f"{old} now", new, "Δ"], rows)
         blocks.append(section(f"*Compared with {old} (serving now)* ▲ better ▼ worse\n"
                               + code_block(table.splitlines(), limit=2900)))
-    diffs = differences(c.params)
+    diffs = c.params
     if diffs:
-        lines = [f"• *{escape(d['key'])}*: `{escape(_dash(d['values'][old]))}` → `{escape(_dash(d['values'][new]))}`"
+        lines = [f"• *{escape(d.key)}*: `{escape(_dash(d.values[old]))}` → `{escape(_dash(d.values[new]))}`"
                  for d in diffs[:MAX_LISTED_PARAMS]]
         if len(diffs) > MAX_LISTED_PARAMS:
             lines.append(f"… and {len(diffs) - MAX_LISTED_PARAMS} more (`/model compare {escape(r['model'])} "

@@ -8,6 +8,7 @@ through before it enters mrkdwn.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,22 +111,35 @@ def code_block(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> str:
 
 
 @dataclass(frozen=True)
+class File:
+    """A file that belongs to an answer (a chart). Each front end delivers it as it can: the
+    shell writes it to disk; a slash-command reply in Slack cannot carry one, so Slack omits it."""
+
+    filename: str
+    content: bytes
+    title: str
+    alt_text: str = ""
+
+
+@dataclass(frozen=True)
 class Message:
     """A rendered answer: Block Kit blocks plus the plain-text fallback Slack shows in notifications."""
 
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     in_channel: bool = False
+    files: tuple[File, ...] = ()
 
     @classmethod
-    def build(cls, text: str, blocks: Sequence[Block], *, in_channel: bool = False) -> Message:
+    def build(cls, text: str, blocks: Sequence[Block], *, in_channel: bool = False,
+              files: Sequence[File] = ()) -> Message:
         if len(blocks) > MAX_MESSAGE_BLOCKS:
             raise ValueError(f"message has {len(blocks)} blocks; Slack allows {MAX_MESSAGE_BLOCKS}")
         rendered = [b.to_dict() for b in blocks]  # raises SlackObjectFormationError past a limit
-        return cls(text=clip(text, MAX_FALLBACK_TEXT), blocks=rendered, in_channel=in_channel)
+        return cls(text=clip(text, MAX_FALLBACK_TEXT), blocks=rendered, in_channel=in_channel, files=tuple(files))
 
     def shared(self, share: bool) -> Message:
-        return Message(self.text, self.blocks, in_channel=share)
+        return dataclasses.replace(self, in_channel=share)
 
     def payload(self) -> dict[str, Any]:
         """Keyword arguments for `respond()` / `chat.postMessage`."""

@@ -20,7 +20,7 @@ from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, code_block, context, es
 from bot.blocks.templates import template
 
 ARROWS = {"better": "▲", "worse": "▼", "same": "=", None: ""}
-_FREQUENCY_TITLE = {"hourly": "Hourly", "daily": "Daily", "weekly": "Weekly"}
+_FREQUENCY_TITLE = {"hourly": "Hourly", "daily": "Daily", "weekly": "Weekly", "on_demand": "On-demand"}
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:

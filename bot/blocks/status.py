@@ -8,12 +8,11 @@ than listed as metrics, so the table stays readable on a phone. Limits: at most
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from slack_sdk.models.blocks import Block
 
 from bot.blocks import textfmt
 from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, code_block, context, divider, escape, header, section
+from bot.blocks.textfmt import duration
 from bot.domain.compare import verdict
 from bot.domain.status import (
     EnvironmentLine,
@@ -188,21 +187,3 @@ def _env_line(e: EnvironmentLine) -> str:
     if e.newest is None:
         badges.append("_no data_")
     return " · ".join(parts) + "  " + ("  ".join(badges) or ":white_check_mark:")
-
-
-def duration(value: timedelta) -> str:
-    """24h, 7d, 90m, 2m 30s: the shortest exact reading."""
-    seconds = round(value.total_seconds())
-    if seconds <= 0:
-        return "0s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0 and (unit != "d" or seconds >= 2 * 86400):
-            return f"{seconds // size}{unit}"
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60}s"
-    hours, rest = divmod(seconds, 3600)
-    if hours < 48:
-        return f"{hours}h {rest // 60}m"
-    return f"{hours // 24}d {hours % 24}h"

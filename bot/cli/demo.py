@@ -1,26 +1,58 @@
-"""A small, realistic demo registry so a newcomer can try modelbot without Slack or CI.
+"""A small, realistic demo team so a newcomer can try every feature of modelbot without Slack or CI.
 
-`modelbot shell --demo` seeds it through the real domain operations (`Registry.register`,
-`promote`, `rollback`), so the demo data obeys every rule real data does and `history`
-shows a believable story: staged promotions, a regression caught in production, a rollback.
-Seeding is idempotent per model: a model that already exists is left untouched, so
-running `--demo` again (or against a registry that has its own `churn`) never duplicates
-or overwrites anything.
+`modelbot shell --demo` runs with the demo's own policy (`demo_policy.toml`: four-eyes
+production with two named approvers and an admin, staging immediate, a latency gate that
+churn v3 fails, an approval channel, alert rules) and seeds a registry through the real
+domain operations (`Registry.register`, `promote`, `rollback`), so the demo data obeys every
+rule real data does and `history` tells a believable story: staged promotions, a regression
+caught in production, a rollback. Monitoring samples run up to now, and fraud-detector's
+error rate has been above its rule for the last half hour: the alert cycle is run over that
+past (as the scheduler would have run it), so the incident is firing and its card is waiting
+in the outbox when the shell opens.
+
+Seeding is idempotent per model: a model that already exists is left untouched, so running
+`--demo` again (or against a registry that has its own `churn`) never duplicates or
+overwrites anything.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.domain.errors import NotFound
 from bot.domain.registry import NewVersion, Registry
-from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.domain.policy import Policy
+    from bot.services import Services
 
 CI_ACTOR = "ci@github-actions"
 HOURS_BETWEEN_EVENTS = 19  # spreads ~25 events over three weeks, ending shortly before now
+POLICY_FILE = Path(__file__).with_name("demo_policy.toml")
+
+# The demo's people and channels (their Slack ids are in demo_policy.toml): `/as alice` in the shell.
+YOU = "U0SHELL"
+PEOPLE: Mapping[str, str] = {"you": YOU, "alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL"}
+ROLES: Mapping[str, str] = {"you": "deployer", "alice": "approves production", "bob": "approves production",
+                            "carol": "admin"}
+HOME_CHANNEL = "C0SHELL"
+CHANNELS: Mapping[str, str] = {HOME_CHANNEL: "ml-team", "C0APPROVALS": "model-approvals",
+                               "C0DEPLOYS": "model-deploys", "C0ALERTS": "model-alerts"}
+
+# The live incident: fraud-detector's error rate in production, above its rule (> 0.02 for 5m).
+INCIDENT_MODEL, INCIDENT_ENV, INCIDENT_METRIC = "fraud-detector", "production", "error_rate"
+INCIDENT_STARTED = timedelta(minutes=35)
+INCIDENT_STEP = timedelta(minutes=5)
+# When the scheduler "ran" the alert cycle during the incident: pending, firing, then the card
+# after group_wait (times before now).
+ALERT_CYCLES = (timedelta(minutes=31), timedelta(minutes=25), timedelta(minutes=24))
 
 
 @dataclass(frozen=True)
@@ -210,26 +242,33 @@ def missing_models(registry: Registry) -> list[DemoModel]:
     return missing
 
 
-def seed(db: Database, *, now: datetime | None = None) -> list[str]:
+def demo_policy() -> Policy:
+    """The demo's policy, parsed by the same loader (and checks) as a team's modelbot.toml."""
+    from bot.config.policy_file import load_policy
+
+    return load_policy(POLICY_FILE, required=True)
+
+
+def seed(services: Services, *, now: datetime | None = None) -> list[str]:
     """Seed the demo models that do not exist yet; returns the names it created."""
-    now = now or datetime.now(UTC)
+    now = now or services.clock()
     total_events = sum(len(m.versions) + len(m.moves) for m in DEMO_MODELS)
     clock = _DemoClock(now - timedelta(hours=HOURS_BETWEEN_EVENTS * (total_events + 1)))
-    registry = Registry(db, clock=clock)
+    registry = Registry(services.db, environments=services.registry.environments, clock=clock)
     created = []
     for model in missing_models(registry):
         _seed_model(registry, model, clock)
         _seed_samples(registry, model, now)
         created.append(model.name)
+    if INCIDENT_MODEL in created:
+        _replay_alert_cycles(services, now)
     return created
 
 
 def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
-    """A week of hourly monitoring samples per environment, so `/model status`, digests and
-    alert rules have something to show in the demo. Deterministic (seeded by the model name)."""
-    import math
-    import random
-
+    """A week of hourly monitoring samples per environment up to now, so `/model status`, digests
+    and alert rules have something to show; for the incident's series, five-minute samples over
+    the last hour, the error rate climbing past the rule. Deterministic (seeded by the model name)."""
     from bot.domain.samples import SampleIn, Samples
 
     rng = random.Random(model.name)
@@ -241,8 +280,9 @@ def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
         spec = model.versions[version - 1]
         base_quality = spec.metrics.get("accuracy", spec.metrics.get("auc", 0.9))
         base_latency = spec.metrics.get("latency_p95_ms", 40.0)
+        incident = (model.name, env) == (INCIDENT_MODEL, INCIDENT_ENV)
         batch = []
-        for hour in range(7 * 24, 0, -1):
+        for hour in range(7 * 24, -1, -1):
             at = now - timedelta(hours=hour)
             daily = math.sin(2 * math.pi * at.hour / 24)
             values = {
@@ -252,9 +292,42 @@ def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
                 "drift_share": max(0.0, 0.05 + 0.1 * (1 - hour / 168) + rng.gauss(0, 0.02)),
                 "up": 0.0 if (env == "production" and hour in (30, 31)) else 1.0,
             }
+            if incident and hour <= 1:
+                del values[INCIDENT_METRIC]  # the five-minute series below covers the last hour
             batch.extend(SampleIn(model.name, env, metric, value, at, version=version)
                          for metric, value in values.items())
+        if incident:
+            batch.extend(_incident_samples(model.name, env, version, now, rng))
         samples.record(batch, source="demo")
+
+
+def _incident_samples(model: str, env: str, version: int, now: datetime, rng: random.Random) -> list[object]:
+    """The error rate every five minutes over the last hour: normal, then from INCIDENT_STARTED
+    ago rising to about 3.5 % (the rule fires above 2 %)."""
+    from bot.domain.samples import SampleIn
+
+    out = []
+    steps = int(timedelta(hours=1) / INCIDENT_STEP)
+    for i in range(steps, -1, -1):
+        at = now - i * INCIDENT_STEP
+        into = now - INCIDENT_STARTED
+        value = 0.004 + rng.gauss(0, 0.0008) if at < into else min(0.036, 0.024 + (at - into) / timedelta(hours=1)
+                                                                  * 0.03) + rng.gauss(0, 0.001)
+        out.append(SampleIn(model, env, INCIDENT_METRIC, max(0.0, value), at, version=version))
+    return out
+
+
+def _replay_alert_cycles(services: Services, now: datetime) -> None:
+    """Run the alert cycle at the past moments the scheduler would have run it during the
+    incident, so its state, its incident group and its card are exactly what they would be."""
+    from bot.config.alerts import alert_config, sync_rules
+    from bot.jobs.alerting import build_engine
+
+    config = alert_config(services.policy)
+    for ago in ALERT_CYCLES:
+        at = now - ago
+        sync_rules(services.registry, config, at)
+        build_engine(services, config, clock=lambda at=at: at).evaluate()
 
 
 def _seed_model(registry: Registry, model: DemoModel, clock: _DemoClock) -> None:

@@ -26,7 +26,6 @@ from bot.cli import (
     tokens,
 )
 from bot.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, Parser, Run
-from bot.config.settings import ConfigError, Settings
 from bot.domain.errors import ModelbotError, Unavailable
 
 # In the order of `modelbot --help`.
@@ -52,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # `--help` and usage errors end here, before the database layer is imported
+    from bot.config.settings import ConfigError, Settings
+
     services = None
     try:
         from bot.services import open_services

@@ -42,19 +42,17 @@ def add_commands(command: AddCommand, sub: Any) -> None:
 
 
 def cmd_status(services: Services, args: argparse.Namespace) -> None:
-    from bot.blocks import status as blocks
     from bot.domain import status
-    from bot.handlers.monitoring import status_query
 
-    query = status_query(services, args.model, args.window)
+    query = services.status_query(args.model, args.window)
     if args.model is None:
         if args.env:
             raise InvalidInput("Give a model to see one environment: modelbot status MODEL ENV.")
         o = status.overview(services.registry, query, limit=500)
-        emit(args, o.to_dict(), lambda: _overview_text(o, blocks.duration(o.window)))
+        emit(args, o.to_dict(), lambda: _overview_text(o, textfmt.duration(o.window)))
         return
     s = status.model_status(services.registry, args.model, args.env, query)
-    emit(args, s.to_dict(), lambda: _status_text(s, blocks.duration(s.window)))
+    emit(args, s.to_dict(), lambda: _status_text(s, textfmt.duration(s.window)))
 
 
 def cmd_ingest(services: Services, args: argparse.Namespace) -> None:

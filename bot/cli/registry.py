@@ -9,6 +9,8 @@ from bot.blocks import textfmt
 from bot.cli.common import AddCommand, Parser, default_actor, emit, more, pairs
 
 if TYPE_CHECKING:
+    from bot.domain.compare import Comparison
+    from bot.domain.entities import EnvironmentState
     from bot.services import Services
 
 
@@ -74,9 +76,12 @@ def cmd_show(services: Services, args: argparse.Namespace) -> None:
     ref = parse_ref(args.ref)
     version = services.registry.show(args.model, ref)
     doc = version.to_dict()
-    if ref.environment:
-        doc["environment"] = services.registry.environment_state(args.model, ref.environment).to_dict()
-    emit(args, doc, lambda: _version_text(version))
+    if not ref.environment:
+        emit(args, doc, lambda: _version_text(version))
+        return
+    state = services.registry.environment_state(args.model, ref.environment)
+    doc["environment"] = state.to_dict()
+    emit(args, doc, lambda: _serving_text(state) + "\n\n" + _version_text(version))
 
 
 def cmd_compare(services: Services, args: argparse.Namespace) -> None:
@@ -167,25 +172,36 @@ def _version_text(v: Any) -> str:
     return "\n".join(lines)
 
 
-def _comparison_text(c: Any) -> str:
-    from bot.domain.compare import differences
+def _serving_text(s: EnvironmentState) -> str:
+    """What a serving layer reads for one environment (the same fields as `--json`'s `environment`)."""
+    def line(label: str, version: int | None, uri: str | None, note: str = "") -> str:
+        return f"{label:<10}{'v' + str(version) if version else '–':<6}{uri or ''}{note}".rstrip()
 
+    lines = [f"{s.model} in {s.environment}  (revision {s.revision}"
+             + (f", updated {s.updated_at:%Y-%m-%d %H:%M} UTC)" if s.updated_at else ")"),
+             line("stable", s.stable, s.stable_artifact_uri, f"  {100 - s.canary_weight} %" if s.canary else ""),
+             line("canary", s.canary, s.canary_artifact_uri, f"  {s.canary_weight} %" if s.canary else ""),
+             line("previous", s.previous, s.previous_artifact_uri, "  kept warm: `rollback` switches back to it"
+                  if s.previous else "")]
+    return "\n".join(lines)
+
+
+def _comparison_text(c: Comparison) -> str:
     labels = c.labels
     rows = []
     arrows = {"better": "▲", "worse": "▼", "same": "=", None: ""}
-    for name, row in c.metrics.iterrows():
-        cells = [name] + [textfmt.number(row[label]) for label in labels]
+    for m in c.metrics:
+        cells = [m.metric] + [textfmt.number(m.values[label]) for label in labels]
         for label in labels[1:]:
-            cells.append(f"{textfmt.signed(row[f'delta:{label}'])} {textfmt.percent(row[f'rel:{label}'])} "
-                         f"{arrows[row[f'verdict:{label}']]}".strip())
+            d = m.deltas[label]
+            cells.append(f"{textfmt.signed(d.absolute)} {textfmt.percent(d.relative)} {arrows[d.verdict]}".strip())
         rows.append(cells)
     headers = ["metric", *labels] + [f"Δ {label} vs {labels[0]}" for label in labels[1:]]
     out = [f"{c.model}: {' vs '.join(labels)} (baseline {labels[0]}; ▲ better, ▼ worse)",
            textfmt.table(headers, rows) if rows else "no metrics"]
-    for title, frame in (("params that differ", c.params), ("tags that differ", c.tags)):
-        if len(frame):
+    for title, key, diffs in (("params that differ", "param", c.params), ("tags that differ", "tag", c.tags)):
+        if diffs:
             out.append(f"\n{title}:")
-            out.append(textfmt.table([frame.index.name, *labels],
-                                     [[d["key"], *("–" if d["values"][label] is None else d["values"][label]
-                                                   for label in labels)] for d in differences(frame)]))
+            out.append(textfmt.table([key, *labels], [[d.key, *("–" if d.values[label] is None else d.values[label]
+                                                               for label in labels)] for d in diffs]))
     return "\n".join(out)

@@ -1,7 +1,7 @@
 """The `/model` grammar: text → a typed command. One parser for Slack, the shell and tests.
 
 The feature tables are assembled here, explicitly and in the order of `/model help`:
-registry, promotions, monitoring, digests, alerts.
+registry, promotions, monitoring, the digest on demand, digest subscriptions, alerts.
 """
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.commands import alerts, deploy, monitoring, registry, subscriptions
+from bot.commands import alerts, deploy, digest, monitoring, registry, subscriptions
 from bot.commands.grammar import Command, CommandSpec, UsageError, tokenize
 from bot.commands.registry import Compare, Help, History, ListModels, Show
 from bot.domain.errors import InvalidInput
-from bot.domain.names import preview
+from bot.domain.names import did_you_mean, preview
 
 __all__ = ["SPECS", "Command", "CommandSpec", "Compare", "Help", "History", "ListModels", "Show", "UsageError",
            "describe", "help_lines", "parse", "spec_for", "usage_of"]
 
 SPECS: dict[str, CommandSpec] = {
     spec.name: spec
-    for table in (registry.SPECS, deploy.SPECS, monitoring.SPECS, subscriptions.SPECS, alerts.SPECS)
+    for table in (registry.SPECS, deploy.SPECS, monitoring.SPECS, digest.SPECS, subscriptions.SPECS, alerts.SPECS)
     for spec in table
 }
 _ALIASES: dict[str, str] = {alias: spec.name for spec in SPECS.values() for alias in spec.aliases}
@@ -36,7 +36,8 @@ def _command_name(word: str) -> str | None:
 
 
 def _unknown(word: str) -> str:
-    return f"There is no command '{preview(word, 30)}'. Commands: {', '.join(sorted(SPECS))}."
+    hint = did_you_mean(word, [*SPECS, *_ALIASES])
+    return f"There is no command '{preview(word, 30)}'.{hint} Commands: {', '.join(sorted(SPECS))}."
 
 
 def parse(text: str) -> Command:

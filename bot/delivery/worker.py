@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
@@ -47,6 +48,11 @@ from storage.queries import outbox
 
 log = logging.getLogger("modelbot.delivery")
 
+
+class Sender(Protocol):
+    def send(self, job: Job) -> Outcome: ...
+
+
 # kinds whose Slack call is chat.postMessage, paced per channel
 _PACED = frozenset({"post", "thread"})
 # kinds that act on the message recorded under their message_key
@@ -58,7 +64,7 @@ class DeliveryWorker:
     def __init__(
         self,
         db: Database,
-        client: WebClient,
+        client: WebClient | None,
         *,
         clock: Callable[[], datetime],
         lease_seconds: float = 60.0,
@@ -73,10 +79,13 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         home: HomeRenderer | None = None,
         senders: Mapping[str, Callable[[Job], Outcome]] | None = None,
+        sender: Sender | None = None,
     ) -> None:
         """`client` must not retry by itself (make_web_client(..., retries=0)): the worker
         schedules retries in the database, so a 429 or a hanging Slack never pins a thread.
-        `senders`: outbox kinds sent to other destinations (MLflow aliases), by kind."""
+        `senders`: outbox kinds sent to other destinations (MLflow aliases), by kind.
+        `sender` replaces the Slack and the webhook sender (the shell's preview); then `client`
+        may be None."""
         self.db = db
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
@@ -88,8 +97,10 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.pacer = ChannelPacer(post_interval_s)
         self._rng = rng or random.Random()
-        self._slack = SlackSender(client, clock=self._now, http_timeout_s=http_timeout_s, home=home)
-        self._webhooks = WebhookSender(clock=self._now, timeout_s=http_timeout_s, env=env)
+        assert sender is not None or client is not None, "a worker needs a Slack client or a sender"
+        self._slack: Sender = sender or SlackSender(client, clock=self._now, http_timeout_s=http_timeout_s,
+                                                    home=home)  # type: ignore[arg-type]
+        self._webhooks: Sender = sender or WebhookSender(clock=self._now, timeout_s=http_timeout_s, env=env)
         self._senders = dict(senders or {})
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="modelbot-deliver")
         self._gauges_at = 0.0

@@ -1,6 +1,7 @@
 """Side-by-side comparison of versions: metrics with deltas and better/worse, differing params and tags.
 
-pandas is imported on first use only, so a cold `modelbot show` does not pay for it.
+Plain Python on purpose: a comparison holds at most ten versions of a few dozen metrics, and
+`modelbot compare` must start fast (importing pandas alone costs more than the whole command).
 """
 
 from __future__ import annotations
@@ -9,13 +10,10 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from bot.domain.entities import Version
 from bot.domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 Direction = Literal["higher", "lower"]
 Verdict = Literal["better", "worse", "same"]
@@ -48,17 +46,46 @@ def verdict(delta: float, direction: Direction, tolerance: float = 1e-12) -> Ver
 
 
 @dataclass(frozen=True)
+class Delta:
+    """One version's metric against the baseline's: `relative` is a fraction (None when the
+    baseline is 0), `verdict` None when either value is missing."""
+
+    absolute: float | None
+    relative: float | None
+    verdict: Verdict | None
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """A metric across the versions: `values` by label (`v3`, None = not recorded), `deltas` by
+    the label of each version after the baseline."""
+
+    metric: str
+    direction: Direction
+    values: dict[str, float | None]
+    deltas: dict[str, Delta]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A param or tag whose value differs between the versions (None = absent)."""
+
+    key: str
+    values: dict[str, str | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "values": dict(self.values)}
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """`metrics` has one row per metric: a value column per version label (`v3`), and for each
-    version after the baseline `delta:vN`, `rel:vN` (fraction, NaN when the baseline is 0) and
-    `verdict:vN`. `params`/`tags` hold only the keys whose values differ (None = absent)."""
+    """Metrics sorted by name; `params`/`tags` hold only the keys whose values differ."""
 
     model: str
     versions: tuple[Version, ...]
-    metrics: pd.DataFrame
-    directions: dict[str, Direction]
-    params: pd.DataFrame
-    tags: pd.DataFrame
+    metrics: tuple[MetricRow, ...]
+    params: tuple[Difference, ...]
+    tags: tuple[Difference, ...]
 
     @property
     def labels(self) -> list[str]:
@@ -68,38 +95,29 @@ class Comparison:
     def baseline(self) -> Version:
         return self.versions[0]
 
+    def metric(self, name: str) -> MetricRow:
+        return next(m for m in self.metrics if m.metric == name)
+
     def to_dict(self) -> dict[str, Any]:
         labels = self.labels
-        metrics = []
-        for name, row in self.metrics.iterrows():
-            entry: dict[str, Any] = {
-                "metric": name,
-                "direction": self.directions[str(name)],
-                "values": {label: _clean(row[label]) for label in labels},
-                "deltas": {},
-            }
-            for label in labels[1:]:
-                entry["deltas"][label] = {
-                    "absolute": _clean(row[f"delta:{label}"]),
-                    "relative": _clean(row[f"rel:{label}"]),
-                    "verdict": row[f"verdict:{label}"] or None,
-                }
-            metrics.append(entry)
         return {
             "model": self.model,
             "baseline": labels[0],
             "versions": labels,
-            "metrics": metrics,
-            "params": differences(self.params),
-            "tags": differences(self.tags),
+            "metrics": [
+                {"metric": m.metric, "direction": m.direction, "values": dict(m.values),
+                 "deltas": {label: {"absolute": d.absolute, "relative": d.relative, "verdict": d.verdict}
+                            for label, d in m.deltas.items()}}
+                for m in self.metrics
+            ],
+            "params": [d.to_dict() for d in self.params],
+            "tags": [d.to_dict() for d in self.tags],
         }
 
 
 def compare(
     versions: Sequence[Version], *, directions: Mapping[str, Direction] | None = None
 ) -> Comparison:
-    import pandas as pd
-
     if len(versions) < 2:
         raise InvalidInput("Compare needs at least two versions: for example `compare churn 2 3`.")
     if len(versions) > MAX_VERSIONS:
@@ -107,61 +125,39 @@ def compare(
     labels = [f"v{v.version}" for v in versions]
     if len(set(labels)) != len(labels):
         raise InvalidInput("Each version may appear only once in a comparison.")
-    import numpy as np
-
-    metric_names = sorted({name for v in versions for name in v.metrics})
-    metric_directions = {m: metric_direction(m, directions) for m in metric_names}
-    values = [np.array([v.metrics.get(m, math.nan) for m in metric_names], dtype="float64") for v in versions]
-    columns: dict[str, Any] = dict(zip(labels, values, strict=True))
-    index = pd.Index(metric_names, name="metric")
-    base = values[0]
-    base_or_nan = np.where(base != 0, base, math.nan)
-    for label, value in zip(labels[1:], values[1:], strict=True):
-        delta = value - base
-        columns[f"delta:{label}"] = delta
-        columns[f"rel:{label}"] = delta / base_or_nan
-        # an explicit object Series: pandas would otherwise infer its string dtype
-        columns[f"verdict:{label}"] = pd.Series(
-            [None if math.isnan(d) else verdict(d, metric_directions[m])
-             for m, d in zip(metric_names, delta.tolist(), strict=True)],
-            index=index,
-            dtype="object",
-        )
-    # one constructor call with every column: inserting them one by one copies the frame each time
-    frame = pd.DataFrame(columns, index=index, copy=False)
+    rows = []
+    for name in sorted({name for v in versions for name in v.metrics}):
+        direction = metric_direction(name, directions)
+        values = {label: _number(v.metrics.get(name)) for label, v in zip(labels, versions, strict=True)}
+        base = values[labels[0]]
+        rows.append(MetricRow(name, direction, values,
+                              {label: _delta(base, values[label], direction) for label in labels[1:]}))
     return Comparison(
         model=versions[0].model,
         versions=tuple(versions),
-        metrics=frame,
-        directions=metric_directions,
-        params=_differing(labels, [v.params for v in versions], "param"),
-        tags=_differing(labels, [v.tags for v in versions], "tag"),
+        metrics=tuple(rows),
+        params=_differing(labels, [v.params for v in versions]),
+        tags=_differing(labels, [v.tags for v in versions]),
     )
 
 
-def _differing(labels: list[str], maps: list[Mapping[str, str]], index_name: str) -> pd.DataFrame:
-    import pandas as pd
+def _delta(base: float | None, value: float | None, direction: Direction) -> Delta:
+    if base is None or value is None:
+        return Delta(None, None, None)
+    absolute = value - base
+    return Delta(absolute, absolute / base if base != 0 else None, verdict(absolute, direction))
 
+
+def _differing(labels: list[str], maps: list[Mapping[str, str]]) -> tuple[Difference, ...]:
     keys = sorted({k for m in maps for k in m})
-    differing = [k for k in keys if len({m.get(k) for m in maps}) > 1]
-    index = pd.Index(differing, name=index_name, dtype="object")
-    return pd.DataFrame(
-        {label: [m.get(k) for k in differing] for label, m in zip(labels, maps, strict=True)},
-        index=index,
-        dtype="object",
+    return tuple(
+        Difference(k, {label: m.get(k) for label, m in zip(labels, maps, strict=True)})
+        for k in keys if len({m.get(k) for m in maps}) > 1
     )
 
 
-def differences(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a params/tags frame as plain dicts; avoids `iterrows`, which turns None into NaN."""
-    columns = {c: frame[c].tolist() for c in frame.columns}
-    return [
-        {"key": key, "values": {c: values[i] for c, values in columns.items()}}
-        for i, key in enumerate(frame.index.tolist())
-    ]
-
-
-def _clean(value: Any) -> float | None:
+def _number(value: Any) -> float | None:
+    """A metric value as a float; None for a missing or NaN one (NaN compares as nothing)."""
     if value is None:
         return None
     number = float(value)

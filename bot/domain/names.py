@@ -7,8 +7,10 @@ preview so a 100 KB name or `<!channel>` cannot end up verbatim in a reply.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from collections.abc import Iterable
 
 from bot.domain.errors import InvalidInput
 
@@ -26,6 +28,20 @@ def preview(value: str, limit: int = 40) -> str:
     """A short printable rendering of user input for error messages."""
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in value)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def did_you_mean(value: str, known: Iterable[str], limit: int = 3) -> str:
+    """` Did you mean production?` for a near miss (a prefix, or a close spelling), else ''.
+    Only names that exist are suggested, so nothing the user typed is echoed back."""
+    candidates = list(dict.fromkeys(known))
+    lowered = value.lower()
+    by_lower = {c.lower(): c for c in candidates}
+    close = [c for c in candidates if lowered and c.lower().startswith(lowered)]
+    close += [by_lower[c] for c in difflib.get_close_matches(lowered, list(by_lower), n=limit, cutoff=0.6)]
+    picked = list(dict.fromkeys(close))[:limit]
+    if not picked:
+        return ""
+    return f" Did you mean {' or '.join(picked)}?"
 
 
 def model_name(value: str) -> str:
@@ -106,6 +122,7 @@ def environment(value: str, known: tuple[str, ...]) -> str:
     if candidate not in known:
         raise InvalidInput(
             f"There is no environment '{preview(value)}': use one of {', '.join(known)}."
+            + did_you_mean(candidate, known)
         )
     return candidate
 

@@ -151,20 +151,14 @@ class Registry:
             )
 
     def _model_for_register(self, session: Session, name: str, actor: str, now: datetime) -> tuple[int, str, int]:
-        """Create the model if needed and hand out its next version number: (id, name, number)."""
+        """Create the model if needed and hand out its next version number: (id, name as stored, number).
+
+        Names are looked up in any case here as everywhere: `CHURN` registers the next version of
+        `churn`, whose name keeps its first spelling."""
         queries.upsert_model(session, name=name, now=now, owner=actor)
-        # the increment (only when the name is spelt as stored) locks the model row until
-        # commit on PostgreSQL, so numbers never repeat
-        row = queries.next_version_number(session, name)
-        if row is None:
-            existing = queries.model_head(session, name)
-            assert existing is not None
-            raise Conflict(
-                f"A model named '{existing.name}' already exists and names are unique regardless of case: "
-                f"register to '{existing.name}' or choose a different name."
-            )
-        model_id, number = row
-        return model_id, name, number
+        # the increment locks the model row until commit on PostgreSQL, so numbers never repeat
+        model_id, stored_name, number = queries.next_version_number(session, name)
+        return model_id, stored_name, number
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -182,7 +176,7 @@ class Registry:
         with self.reading() as session:
             rows = queries.model_rows(session, name)
             if not rows:
-                raise _no_model(name)
+                raise _no_model(name, session)
             return _summary(rows[0], _serving_by_environment(rows), self.environments)
 
     def list_versions(self, name: str, *, offset: int = 0, limit: int = 20) -> Page[Version]:
@@ -191,7 +185,7 @@ class Registry:
         with self.reading() as session:
             model_rows = queries.model_rows(session, name, count_versions=True)
             if not model_rows:
-                raise _no_model(name)
+                raise _no_model(name, session)
             model = model_rows[0]
             rows = queries.versions_page_rows(session, model.id, offset=offset, limit=limit)
             serving = _serving_by_version(model_rows)
@@ -218,7 +212,7 @@ class Registry:
                 assert parsed.number is not None
                 rows = queries.show_rows(session, name, number=parsed.number)
             if not rows:
-                raise _no_model(name)
+                raise _no_model(name, session)
             head = rows[0]
             if head.version is None:
                 if parsed.latest:
@@ -238,7 +232,7 @@ class Registry:
         with self.reading() as session:
             model_rows = queries.model_rows(session, name)
             if not model_rows:
-                raise _no_model(name)
+                raise _no_model(name, session)
             model = model_rows[0]
             stable = {r.dep_env: r.dep_stable for r in model_rows if r.dep_env is not None}
             # parse every reference first (stopping at the first bad one, which is raised in
@@ -289,7 +283,7 @@ class Registry:
         with self.reading() as session:
             row = queries.environment_state_row(session, name, env)
             if row is None:
-                raise _no_model(name)
+                raise _no_model(name, session)
             if row.dep_id is None:
                 return EnvironmentState(row.m_name, env, None, None, None, 0, 0, None)
             return EnvironmentState(
@@ -316,7 +310,7 @@ class Registry:
         with self.reading() as session:
             model = queries.model_head(session, name)
             if model is None:
-                raise _no_model(name)
+                raise _no_model(name, session)
             rows = queries.audit_rows(session, model.id, environment=env, limit=limit, before_id=before_id)
             return [audit_entry(r, model.name) for r in reversed(rows)]
 
@@ -439,7 +433,7 @@ class Registry:
                 "reason": reason,
                 "request_id": request_id or new_request_id(),
             }
-            values["id"] = queries.insert_audit(session, values)
+            values["id"] = queries.insert_audit_returning_id(session, values)
         except IntegrityError as exc:  # pragma: no cover - the lock makes this unreachable
             raise Conflict("Another change to this environment happened at the same time; try again.") from exc
         audit = audit_entry(_Values(values), model.name)
@@ -457,7 +451,7 @@ class Registry:
         _check_name(name)
         model = queries.model_by_key(session, name)
         if model is None:
-            raise _no_model(name)
+            raise _no_model(name, session)
         return model
 
     def version_row(self, session: Session, model: RegisteredModel, ref: str | VersionRef) -> ModelVersion:
@@ -522,8 +516,9 @@ def _check_name(name: str) -> None:
         names.model_name(name)
 
 
-def _no_model(name: str) -> NotFound:
-    return NotFound(f"There is no model named '{names.preview(name)}': `list` shows the models that exist.")
+def _no_model(name: str, session: Session) -> NotFound:
+    hint = names.did_you_mean(name, queries.model_names(session))
+    return NotFound(f"There is no model named '{names.preview(name)}': `list` shows the models that exist.{hint}")
 
 
 def _no_versions(model_name: str) -> NotFound:

@@ -27,7 +27,6 @@ from sqlmodel import select
 from bot.domain import availability as avail
 from bot.domain.compare import Direction, metric_direction
 from bot.domain.entities import EnvironmentState, as_utc, iso
-from bot.domain.monitoring import DEFAULT_THRESHOLDS
 from bot.domain.registry import Registry
 from bot.domain.samples import Point, Samples
 from storage.models import SourceStatus
@@ -330,6 +329,8 @@ def drift_summary(latest: Mapping[str, Point]) -> DriftSummary | None:
         if parsed is None:
             continue
         method, feature = parsed
+        from bot.domain.monitoring import DEFAULT_THRESHOLDS  # numpy + pandas: only with per-feature drift
+
         threshold = float(DEFAULT_THRESHOLDS[method])
         drifting = point.value < threshold if method in P_VALUE_METHODS else point.value >= threshold
         features.append(FeatureDriftStatus(feature, method, metric, point.value, threshold, drifting, point.at))
@@ -349,7 +350,11 @@ def drift_summary(latest: Mapping[str, Point]) -> DriftSummary | None:
 def feature_drift_metric(metric: str) -> tuple[str, str] | None:
     """(method, feature) for a per-feature drift sample (`psi:age`, `ks_p:age`), else None."""
     match = _FEATURE_METRIC.match(metric)
-    if not match or match.group("method") not in DEFAULT_THRESHOLDS:
+    if not match:
+        return None
+    from bot.domain.monitoring import DEFAULT_THRESHOLDS  # numpy + pandas: only with per-feature drift
+
+    if match.group("method") not in DEFAULT_THRESHOLDS:
         return None
     method = match.group("method")
     if (method in P_VALUE_METHODS) != bool(match.group("p")):

@@ -1,7 +1,8 @@
 """Command, click and modal-submit dispatch, shared by every front end (Slack, shell, tests).
 
-The feature tables are assembled here explicitly: registry, deployments, monitoring,
-subscriptions, alerts. A front end parses, then calls `run`, `click` or `submit`.
+The feature tables are assembled here explicitly: registry, deployments, monitoring, the
+digest on demand, subscriptions, alerts, MLflow. A front end parses, then calls `run`, `click` or
+`submit`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from bot import commands
 from bot.blocks import registry as registry_blocks
 from bot.blocks.base import Message
 from bot.domain.errors import InvalidInput, NotFound
-from bot.handlers import alerts, deploy, mlflow, monitoring, registry, subscriptions
+from bot.handlers import alerts, deploy, digest, mlflow, monitoring, registry, subscriptions
 from bot.handlers.base import (
     Actor,
     Click,
@@ -84,5 +85,6 @@ def _next_page(services: Services, event: Click) -> ClickResult:
 
 _paging = HandlerTable(clicks={registry_blocks.PAGE_ACTION: _next_page})
 HANDLERS, CLICK_HANDLERS, SUBMIT_HANDLERS = _merged(
-    (registry.table, deploy.table, monitoring.table, subscriptions.table, alerts.table, mlflow.table, _paging)
+    (registry.table, deploy.table, monitoring.table, digest.table, subscriptions.table, alerts.table, mlflow.table,
+     _paging)
 )

@@ -116,7 +116,7 @@ def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
     if digest.already_sent(services.registry, sub.id, period):
         log.info("digest %s period %s: already sent; nothing to do", sub.id, period.key)
         return False
-    built = digest.build(services.registry, services.policy, sub, period, feeding_sources(services))
+    built = digest.build(services.registry, services.policy, sub, period, services.feeding_sources())
     png = None
     if not built.chart.empty:
         try:
@@ -223,23 +223,6 @@ def _sources(services: Services) -> tuple[Any, ...]:
 def source_intervals(services: Services) -> dict[str, int]:
     """Each configured source's pull interval in whole seconds."""
     return {s.name: max(1, int(s.interval.total_seconds())) for s in _sources(services)}
-
-
-def feeding_sources(services: Services) -> list[Any]:
-    """Configured sources as the digest needs them: health reference plus the models they measure."""
-    from bot.domain import status
-    from bot.domain.digest import FeedingSource
-
-    try:
-        from bot.config.sources import environments_of
-    except ImportError:
-        return []
-    out = []
-    for source in _sources(services):
-        models = getattr(source, "models", None) or (getattr(source, "model", None),)
-        out.append(FeedingSource(status.SourceRef(source.name, source.type, environments_of(source)),
-                                 tuple(m.lower() for m in models if m)))
-    return out
 
 
 def pull(source_name: str) -> None:

@@ -23,6 +23,11 @@ def model_by_key(session: Session, name: str) -> RegisteredModel | None:
     return session.exec(_MODEL_BY_KEY, params={"key": name.lower()}).first()
 
 
+def model_names(session: Session, limit: int = 10_000) -> list[str]:
+    """Names of the models, in name order (for "did you mean …" after a typo)."""
+    return list(session.exec(select(RegisteredModel.name).order_by(col(RegisteredModel.name_key)).limit(limit)))
+
+
 def models_by_ids(session: Session, ids: Iterable[int]) -> dict[int, RegisteredModel]:
     ids = list(ids)
     if not ids:
@@ -31,12 +36,6 @@ def models_by_ids(session: Session, ids: Iterable[int]) -> dict[int, RegisteredM
     return {row.id: row for row in rows if row.id is not None}
 
 
-def models_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[RegisteredModel], int]:
-    total = session.exec(select(func.count()).select_from(RegisteredModel)).one()
-    rows = session.exec(
-        select(RegisteredModel).order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)
-    ).all()
-    return rows, total
 
 
 def version(session: Session, model_id: int, number: int) -> ModelVersion | None:
@@ -64,26 +63,14 @@ def latest_ready_version(session: Session, model_id: int) -> ModelVersion | None
     ).first()
 
 
-def versions_page(
-    session: Session, model_id: int, *, offset: int, limit: int
-) -> tuple[Sequence[ModelVersion], int]:
-    total = session.exec(
-        select(func.count()).select_from(ModelVersion).where(ModelVersion.model_id == model_id)
-    ).one()
+
+
+def models_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[RegisteredModel], int]:
+    total = session.exec(select(func.count()).select_from(RegisteredModel)).one()
     rows = session.exec(
-        select(ModelVersion)
-        .where(ModelVersion.model_id == model_id)
-        .order_by(col(ModelVersion.version).desc())
-        .offset(offset)
-        .limit(limit)
+        select(RegisteredModel).order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)
     ).all()
     return rows, total
-
-
-def deployment(session: Session, model_id: int, environment: str) -> Deployment | None:
-    return session.exec(
-        select(Deployment).where(Deployment.model_id == model_id, Deployment.environment == environment)
-    ).first()
 
 
 def deployments_for(session: Session, model_ids: Iterable[int]) -> list[Deployment]:
@@ -93,18 +80,14 @@ def deployments_for(session: Session, model_ids: Iterable[int]) -> list[Deployme
     return list(session.exec(select(Deployment).where(col(Deployment.model_id).in_(model_ids))).all())
 
 
-def audit_for_model(
-    session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
-) -> Sequence[AuditEvent]:
-    """Newest first; callers reverse for chronological display."""
-    query = select(AuditEvent).where(AuditEvent.model_id == model_id)
-    if environment is not None:
-        query = query.where(AuditEvent.environment == environment)
-    else:
-        query = query.where(col(AuditEvent.environment).is_not(None))
-    if before_id is not None:
-        query = query.where(col(AuditEvent.id) < before_id)
-    return session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)).all()
+def deployment(session: Session, model_id: int, environment: str) -> Deployment | None:
+    return session.exec(
+        select(Deployment).where(Deployment.model_id == model_id, Deployment.environment == environment)
+    ).first()
+
+
+
+
 
 
 def versions_that_served(session: Session, model_id: int, environment: str) -> list[int]:
@@ -428,7 +411,7 @@ _AUDIT_COLUMNS = tuple(_audit.c[c] for c in (
 def audit_rows(
     session: Session, model_id: int, *, environment: str | None, limit: int, before_id: int | None = None
 ) -> Sequence[sa.Row[Any]]:
-    """`audit_for_model` as plain rows: newest first."""
+    """The model's audit rows (of one environment, or of all), newest first."""
     query = sa.select(*_AUDIT_COLUMNS).where(_audit.c.model_id == model_id)
     if environment is not None:
         query = query.where(_audit.c.environment == environment)
@@ -451,31 +434,38 @@ def stable_version(session: Session, model_id: int, environment: str) -> int | N
 
 # ---- Core writes --------------------------------------------------------------------------
 
-# Hands out the next version number of the model spelt exactly `name` (no row: it is spelt
-# differently, and nothing changed).
+# Hands out the next version number of the model whose name matches in any case, with the name
+# as stored (the first spelling).
 NEXT_VERSION_NUMBER = (
     sa.update(_models)
-    .where(_models.c.name_key == sa.bindparam("b_key"), _models.c.name == sa.bindparam("b_name"))
+    .where(_models.c.name_key == sa.bindparam("b_key"))
     .values(latest_version=_models.c.latest_version + 1)
-    .returning(_models.c.id, _models.c.latest_version)
+    .returning(_models.c.id, _models.c.name, _models.c.latest_version)
 )
 _INSERT_VERSION = sa.insert(_versions)
-_INSERT_AUDIT = sa.insert(_audit).returning(_audit.c.id)
+_INSERT_AUDIT = sa.insert(_audit)
+_INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
 
 
-def next_version_number(session: Session, name: str) -> sa.Row[Any] | None:
-    """(model id, the next version number) of the model spelt exactly `name`; the increment
-    locks the model row until commit on PostgreSQL. None: no model spelt so."""
-    return session.connection().execute(NEXT_VERSION_NUMBER, {"b_key": name.lower(), "b_name": name}).first()
+def next_version_number(session: Session, name: str) -> sa.Row[Any]:
+    """(model id, its name as stored, the next version number) of the model named `name` in any
+    case (it exists: the caller upserted it); the increment locks the model row until commit on
+    PostgreSQL."""
+    return session.connection().execute(NEXT_VERSION_NUMBER, {"b_key": name.lower()}).one()
 
 
 def insert_version(session: Session, values: dict[str, Any]) -> None:
     session.connection().execute(_INSERT_VERSION, values)
 
 
-def insert_audit(session: Session, values: dict[str, Any]) -> int:
-    """Append one audit row (every column named); returns its id."""
-    return int(session.connection().execute(_INSERT_AUDIT, values).scalar_one())
+def insert_audit(session: Session, values: dict[str, Any]) -> None:
+    """Append one audit row (every column named)."""
+    session.connection().execute(_INSERT_AUDIT, values)
+
+
+def insert_audit_returning_id(session: Session, values: dict[str, Any]) -> int:
+    """`insert_audit`, for a caller that shows the row (its id)."""
+    return int(session.connection().execute(_INSERT_AUDIT_RETURNING_ID, values).scalar_one())
 
 
 def _dialect(session: Session) -> str:

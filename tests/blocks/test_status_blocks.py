@@ -12,8 +12,8 @@ import pytest
 
 from bot import commands, handlers
 from bot.blocks.base import MAX_MESSAGE_BLOCKS
-from bot.blocks.status import duration
 from bot.blocks.text import render
+from bot.blocks.textfmt import duration
 from bot.config.settings import Settings
 from bot.domain.errors import NotFound
 from bot.domain.registry import NewVersion
@@ -71,7 +71,7 @@ def test_one_model_in_detail(services: Services) -> None:
     assert "accuracy        0.91    +0.06 ▲  +0.11 ▲" in text  # window mean 0.91 vs 0.85; v1 mean 0.80
     assert "latency_p95_ms  130     +30 ▼    –" in text  # lower is better
     assert "psi:age" not in text.split("Drift")[0]  # per-feature drift is summarised, not a metric row
-    assert "Drift · 100% of features · ⚠ dataset drift · age psi 0.4" in text
+    assert "Drift · 100% of features · ⚠️ dataset drift · age psi 0.4" in text
     assert "Availability 95.00% · 1 incident · MTTR 1h · MTBF 19h" in text
     assert "staging  nothing serves  no data\nno samples yet for this environment.\n" in text  # the probe is prod's
     raw = json.dumps(message.blocks)
@@ -87,7 +87,7 @@ def test_one_environment(services: Services) -> None:
 def test_every_model_on_a_line(services: Services) -> None:
     text = shown(handlers.run_text(services, ME, "st"))
     assert "Model status, last 24h" in text
-    assert "production v2 · accuracy 0.91 · p95 130 ms  ⚠ up 95.0%  ⚠ drift" in text
+    assert "production v2 · accuracy 0.91 · p95 130 ms  ⚠️ up 95.0%  ⚠️ drift" in text
     assert "fraud\nnothing deployed, no data" in text
 
 

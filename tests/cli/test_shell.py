@@ -23,8 +23,9 @@ from bot.blocks import help as help_blocks
 from bot.blocks import registry as registry_blocks
 from bot.blocks.base import Message, actions, button, confirm, section
 from bot.blocks.text import ANSI, render
-from bot.cli.console import Shell, piped_reader
+from bot.cli.console import Shell
 from bot.cli.demo import DEMO_MODELS
+from bot.cli.terminal import piped_reader
 from bot.commands.grammar import CommandSpec
 from bot.config.settings import Settings
 from bot.domain.compare import compare
@@ -72,13 +73,13 @@ def test_demo_then_list_shows_the_demo_models(db_url: str, tmp_path: Path) -> No
     for model in DEMO_MODELS:
         assert model.name in done.stdout
     assert "production v2" in done.stdout  # churn was rolled back from v3 to v2
-    assert "modelbot>" not in done.stdout  # piped: no prompt, no banner, only answers
-    assert done.stdout.startswith("(visible only to you, U0SHELL)\nModels (4)\n")
+    assert "modelbot (" not in done.stdout  # piped: no prompt, no banner, only answers
+    assert "── only @you can see this · #ml-team\nModels (4)\n" in done.stdout
     assert "Traceback" not in done.stderr
 
 
 def test_compare_prints_a_side_by_side_table(db_url: str, tmp_path: Path) -> None:
-    done = shell(db_url, "/model compare churn 2 3\ncompare churn 2 3\n", "--demo", cwd=tmp_path)
+    done = shell(db_url, "/model compare churn 2 3\ncompare churn 2 3\n", "--demo", "--no-preview", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.split("\n\n")[:2]
     assert first == second  # with or without `/model`, the same answer
@@ -108,7 +109,7 @@ def test_bad_commands_print_the_error_and_usage_and_the_shell_goes_on(db_url: st
     assert done.returncode == 0, done.stderr
     answers = done.stdout.strip().split("\n\n")
     assert len(answers) == 5
-    assert "⚠ Missing the model name" in answers[0]
+    assert "⚠️ Missing the model name" in answers[0]
     assert "Usage: `/model show MODEL [REF]`" in answers[0]
     assert "There is no command 'frobnicate'" in answers[1] and "Usage: `/model help`" in answers[1]
     assert "A quote is not closed" in answers[2]
@@ -131,7 +132,7 @@ def test_next_page_button_is_clicked_by_its_number(db_url: str, tmp_path: Path) 
     first, clicked, no_more = done.stdout.strip().split("\n\n")
     assert "Showing 1–20 of 23." in first and "[1] Next page" in first
     assert all(name in first for name in names[:20]) and names[20] not in first
-    assert clicked.startswith("(message updated)\nModels (23)")
+    assert clicked.startswith("── only @you can see this · #shell · message updated\nModels (23)")
     assert all(name in clicked for name in names[20:]) and names[0] not in clicked
     assert "Next page" not in clicked
     assert no_more == "There is no button to click: 1 would click a numbered button like [1]."
@@ -140,16 +141,16 @@ def test_next_page_button_is_clicked_by_its_number(db_url: str, tmp_path: Path) 
 def test_user_and_channel_flags_set_the_actor(db_url: str, tmp_path: Path) -> None:
     done = shell(db_url, "list share\nlist\n", "--user", "U123", "--channel", "C042", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "(posted in channel C042 by U123)" in done.stdout
-    assert "(visible only to you, U123)" in done.stdout
+    assert "── #C042 · posted for @U123" in done.stdout
+    assert "── only @U123 can see this · #C042" in done.stdout
     from_env = shell(db_url, "list\n", cwd=tmp_path, env={"MODELBOT_SHELL_USER": "U777"})
-    assert from_env.stdout.startswith("(visible only to you, U777)")
+    assert from_env.stdout.startswith("── only @U777 can see this · #shell")
 
 
 def test_exit_ends_the_shell(db_url: str, tmp_path: Path) -> None:
     done = shell(db_url, "help\nexit\nlist\n", cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stdout.count("(visible only to you") == 1
+    assert done.stdout.count("can see this") == 1
 
 
 # ---- the actor reaches dispatch, and confirm dialogs (in-process, real services) --------
@@ -200,7 +201,7 @@ def test_actor_reaches_commands_and_clicks_and_confirm_is_asked(whoami: None, db
     assert "command from U123 in C9\n[1] Approve" in text
     assert "Approve v7? — This moves production.\nConfirm? [y/N] n\nCancelled; nothing changed." in text
     assert text.count("clicked v7 by U123") == 1
-    assert "(only you)\nclicked v7 by U123" in text
+    assert "── only @U123 can see this · #C9\nclicked v7 by U123" in text
 
 
 # ---- block → text on the real renderers ---------------------------------------------------
@@ -254,7 +255,7 @@ def test_error_and_help_messages() -> None:
     message, outcome = error_message(commands.UsageError("No model 'x & y'.", "/model show MODEL [REF]"))
     assert outcome == "usage_error"
     assert render(message.blocks).text == (
-        "⚠ No model 'x & y'.\nUsage: `/model show MODEL [REF]`")
+        "⚠️ No model 'x & y'.\nUsage: `/model show MODEL [REF]`")
     assert "`/model list [MODEL]` — models" in render(help_blocks.help_all().blocks).text
 
 
@@ -277,7 +278,7 @@ def test_mrkdwn_markup_and_entities() -> None:
     ]).blocks
     rendered = render(blocks)
     assert rendered.text.splitlines()[0] == (
-        "bold it gone snake_case_name 2*3*4 @alice #ml @here docs (https://x.test/a) ⚠ `a & *b*` <b>")
+        "bold it gone snake_case_name 2*3*4 @alice #ml @here docs (https://x.test/a) ⚠️ `a & *b*` <b>")
     (rollback,) = rendered.buttons
     assert rollback.confirm is not None and rollback.confirm.text == "Back to v2"
     assert render([], fallback="only *text*").text == "only text"

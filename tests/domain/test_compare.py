@@ -36,17 +36,17 @@ def test_direction_override() -> None:
 
 def test_loss_down_is_better_and_auc_down_is_worse() -> None:
     c = compare([v(1, {"auc": 0.90, "loss": 0.40}), v(2, {"auc": 0.88, "loss": 0.30})])
-    assert c.metrics.loc["loss", "verdict:v2"] == "better"
-    assert c.metrics.loc["auc", "verdict:v2"] == "worse"
-    assert c.metrics.loc["auc", "delta:v2"] == pytest.approx(-0.02)
-    assert c.metrics.loc["loss", "rel:v2"] == pytest.approx(-0.25)
+    assert c.metric("loss").deltas["v2"].verdict == "better"
+    assert c.metric("auc").deltas["v2"].verdict == "worse"
+    assert c.metric("auc").deltas["v2"].absolute == pytest.approx(-0.02)
+    assert c.metric("loss").deltas["v2"].relative == pytest.approx(-0.25)
 
 
 def test_three_or_more_versions_and_missing_metrics() -> None:
     c = compare([v(1, {"auc": 0.9}), v(2, {"auc": 0.91, "f1": 0.5}), v(5, {"auc": 0.9})])
     assert c.labels == ["v1", "v2", "v5"]
-    assert c.metrics.loc["auc", "verdict:v5"] == "same"
-    assert math.isnan(c.metrics.loc["f1", "v1"])
+    assert c.metric("auc").deltas["v5"].verdict == "same"
+    assert c.metric("f1").values["v1"] is None
     doc = c.to_dict()
     f1 = next(m for m in doc["metrics"] if m["metric"] == "f1")
     assert f1["values"]["v1"] is None and f1["deltas"]["v2"]["verdict"] is None
@@ -64,8 +64,14 @@ def test_params_and_tags_that_differ() -> None:
 
 def test_relative_delta_with_zero_baseline_is_undefined() -> None:
     c = compare([v(1, {"errors": 0.0}), v(2, {"errors": 2.0})])
-    assert math.isnan(c.metrics.loc["errors", "rel:v2"])
+    assert c.metric("errors").deltas["v2"].relative is None
     assert c.to_dict()["metrics"][0]["deltas"]["v2"]["relative"] is None
+
+
+def test_a_nan_metric_compares_as_missing() -> None:
+    c = compare([v(1, {"auc": math.nan}), v(2, {"auc": 0.9})])
+    assert c.metric("auc").values == {"v1": None, "v2": 0.9}
+    assert c.metric("auc").deltas["v2"].verdict is None
 
 
 def test_needs_two_distinct_versions() -> None:

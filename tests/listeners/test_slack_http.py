@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from bot.cli import main as cli
 from bot.cli.serving import SafeOneLineFormatter, choose_mode, redact
 from bot.config.settings import Settings
 from bot.domain.registry import NewVersion
+from bot.domain.samples import SampleIn, Samples
 from bot.services import open_services
 from bot.web.app import create_web_app
 from bot.web.server import ServerThread
@@ -173,6 +175,22 @@ def test_share_posts_in_channel(bot: RunningBot) -> None:
     seed_registry(bot.registry)
     assert bot.command("show churn 2 share").response_type == "in_channel"
     assert bot.command("list").response_type == "ephemeral"
+
+
+def test_digest_now_answers_only_the_asker(bot: RunningBot) -> None:
+    """`/model digest` in Slack: the same digest as the shell's, ephemeral, and no file is uploaded
+    (a command reply cannot carry one; the shell writes the chart to disk instead)."""
+    seed_registry(bot.registry)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    Samples(bot.registry).record([SampleIn("churn", "production", "latency_ms", 21.0 + i, at + timedelta(minutes=i),
+                                           version=2) for i in range(3)], source="test")
+    reply = bot.command("digest churn production")
+    assert reply.response_type == "ephemeral"
+    body = "\n".join(section_texts(reply.blocks))
+    assert reply.blocks[0]["text"]["text"] == "On-demand digest: churn"
+    assert "*production* · v2" in body and "latency_ms" in body and "*staging*" not in body
+    assert not [c for c in bot.slack.calls if c.method.startswith("files.")]
+    assert "Did you mean production?" in section_texts(bot.command("digest churn prod").blocks)[0]
 
 
 # ---- acceptance 3: unsigned, forged, stale and replayed requests change nothing ---------------------

@@ -16,7 +16,6 @@ from bot.domain.policy import EnvironmentPolicy, Roles
 
 # promote / rollback / canary_promote move the stable pointer; canary_start starts a canary
 REQUEST_KINDS = ("promote", "rollback", "canary_promote", "canary_start")
-POINTER_KINDS = ("promote", "rollback", "canary_promote")
 
 
 class CanaryRunning(Conflict):

@@ -90,5 +90,3 @@ class VoteOutcome:
     result: str
     move: PointerMove | None = None
     notes: list[str] = field(default_factory=list)
-    # the canary a completed canary_start request started
-    canary: EnvironmentState | None = None

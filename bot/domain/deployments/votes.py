@@ -172,10 +172,9 @@ class Votes(DeploymentsBase):
         request.status, request.decided_at, request.decided_by = "approved", now, roles.actor
         outcome = self._decided(session, request, model, "approved", now)  # the card first, then the change
         if request.kind == "canary_start":
-            canary = self.set_canary_weight(session, model, dep, None, request.version, request.weight or 0,
-                                            actor=roles.actor, reason=request.reason, now=now,
-                                            request_id=str(number))
-            return VoteOutcome(outcome.request, "approved", canary=canary)
+            self.set_canary_weight(session, model, dep, None, request.version, request.weight or 0,
+                                   actor=roles.actor, reason=request.reason, now=now, request_id=str(number))
+            return VoteOutcome(outcome.request, "approved")
         move = self.move(session, model, dep, None, request.version, actor=roles.actor, action=request.kind,
                          reason=rules.with_override(request.reason, request.override_reason), request_id=str(number),
                          now=now, announce=False)

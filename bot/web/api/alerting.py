@@ -29,9 +29,8 @@ def status_overview(svc: Svc, t: Token, window: Window = "24h") -> Any:
     """One line per model and environment: headline metrics, uptime, drift, firing alerts (the JSON of
     `modelbot status --json`)."""
     from bot.domain import status
-    from bot.handlers.monitoring import status_query
 
-    return status.overview(svc.registry, status_query(svc, None, _window(window)), limit=500).to_dict()
+    return status.overview(svc.registry, svc.status_query(None, _window(window)), limit=500).to_dict()
 
 
 @router.get("/models/{model}/status", response_model=dict[str, Any], tags=["monitoring"])
@@ -39,9 +38,8 @@ def model_status(svc: Svc, t: Token, model: ModelName, environment: Annotated[st
                  window: Window = "24h") -> Any:
     """How one model is doing (the JSON of `modelbot status MODEL [ENV] --json`)."""
     from bot.domain import status
-    from bot.handlers.monitoring import status_query
 
-    return status.model_status(svc.registry, model, environment, status_query(svc, model, _window(window))).to_dict()
+    return status.model_status(svc.registry, model, environment, svc.status_query(model, _window(window))).to_dict()
 
 
 @router.get("/alerts", response_model=s.AlertsOut, tags=["alerts"])

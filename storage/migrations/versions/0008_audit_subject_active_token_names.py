@@ -1,7 +1,7 @@
 """audit subject; token names unique among active tokens
 
-Revision ID: 0006_10b
-Revises: 0006 (issue-10a's requests migration)
+Revision ID: 0008_audit_subject_active_token_names
+Revises: 0007_requests_moot_override
 Create Date: 2026-12-06 07:00:00
 
 Decisions about things that are not a model (a token, a subscription, a silence, an alert
@@ -10,13 +10,17 @@ card) name what they were about in `audit_events.subject` ("token ci-churn", "su
 A token's name is the approver identity the policy file lists, so it must outlive one secret:
 the name is unique among *active* tokens only (a partial unique index), and `token rotate`
 replaces a token by a new one with the same name.
+
+This revision's id is longer than the 32 characters Alembic gives `alembic_version.version_num`:
+the column is widened first (PostgreSQL enforces the length; SQLite does not), in the same
+transaction as the stamp that follows, and stays wide on downgrade (every id fits).
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision = '0006_10b'
-down_revision = '0006'
+revision = '0008_audit_subject_active_token_names'
+down_revision = '0007_requests_moot_override'
 branch_labels = None
 depends_on = None
 
@@ -24,6 +28,9 @@ ACTIVE_NAME = "uq_api_tokens_active_name"
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column('alembic_version', 'version_num', type_=sa.String(length=64),
+                        existing_type=sa.String(length=32), existing_nullable=False)
     op.add_column('audit_events', sa.Column('subject', sa.String(length=128), nullable=True))
     if op.get_bind().dialect.name == "sqlite":
         # SQLite cannot drop the unnamed UNIQUE(name) in place: rebuild the table (nothing refers to it)

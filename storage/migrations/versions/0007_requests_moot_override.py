@@ -1,7 +1,7 @@
 """change requests: moot status, override time, canary weight
 
-Revision ID: 0006
-Revises: 0006_mlflow_sync (relinked in issue-10b when main had it)
+Revision ID: 0007_requests_moot_override
+Revises: 0006_mlflow_sync
 Create Date: 2026-12-06 06:00:00
 
 A request whose version already serves its environment is closed as `moot`; an admin's gate
@@ -11,7 +11,7 @@ the weight it starts at (`weight`).
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0006'
+revision = '0007_requests_moot_override'
 down_revision = '0006_mlflow_sync'
 branch_labels = None
 depends_on = None
