@@ -114,8 +114,6 @@ ENV_DEBT = {
     "bot/delivery/settings.py",
     # webhook secrets: the variable is named in modelbot.toml (`secret_env`), read when a row is sent
     "bot/delivery/webhooks.py",
-    # MODELBOT_SHELL_USER, and the terminal's own NO_COLOR and TERM (issue 12 reworks the console)
-    "bot/cli/console.py",
     # MLflow's own client variables (MLFLOW_TRACKING_URI, _TOKEN, _USERNAME, _PASSWORD), as MLflow reads them
     "bot/sources/mlflow.py",
 }

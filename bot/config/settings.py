@@ -42,6 +42,10 @@ class Settings:
     delivery: bool = True
     # test-only: every digest fires every N seconds instead of its schedule
     digest_test_every_s: int | None = None
+    # `modelbot shell`: who you are without --user (None: the shell's own user)
+    shell_user: str | None = None
+    # the terminal allows colour: NO_COLOR unset or empty (no-color.org) and TERM is not `dumb`
+    terminal_colour: bool = True
 
     @property
     def database(self) -> DatabaseSettings:
@@ -71,6 +75,8 @@ class Settings:
                 0.1, _positive_float(env, "MODELBOT_SCHEDULER_LEADER_INTERVAL_S", 5.0))),
             delivery=_switch(env, "MODELBOT_DELIVERY"),
             digest_test_every_s=_whole(env, "MODELBOT_TEST_DIGEST_EVERY_S"),
+            shell_user=env.get("MODELBOT_SHELL_USER") or None,
+            terminal_colour=not env.get("NO_COLOR") and env.get("TERM") != "dumb",
         )
 
 

@@ -19,6 +19,16 @@ def test_defaults_and_values() -> None:
             chosen.scheduler_leader_interval_s, chosen.digest_test_every_s) == (0.5, "ci-bot", False, False, 10.0, 2)
 
 
+@pytest.mark.parametrize(("env", "colour"), [
+    ({}, True), ({"TERM": "xterm-256color"}, True), ({"NO_COLOR": ""}, True),
+    ({"NO_COLOR": "1"}, False), ({"TERM": "dumb"}, False),
+])
+def test_the_shell_user_and_the_terminals_colour(env: dict[str, str], colour: bool) -> None:
+    settings = Settings.from_env({**env, "MODELBOT_SHELL_USER": "U0DAVE"})
+    assert (settings.shell_user, settings.terminal_colour) == ("U0DAVE", colour)
+    assert Settings.from_env(env).shell_user is None
+
+
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("MODELBOT_API_RATE_PER_SECOND", "fast", "MODELBOT_API_RATE_PER_SECOND must be a number of requests per second"),
     ("MODELBOT_API_RATE_PER_SECOND", "0", "must be a positive number of requests per second"),
