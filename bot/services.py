@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config.settings import Settings
+from bot.domain.channels import ChannelResolver, no_channel_names
 from bot.domain.policy import GroupResolver, Policy, no_groups
 from bot.domain.registry import Registry, utc_now
 from storage.db import Database
@@ -28,6 +29,8 @@ class Services:
     policy: Policy
     clock: Callable[[], datetime] = field(default=utc_now)
     groups: GroupResolver = field(default=no_groups)
+    # `#name` → channel id through Slack (bot/slack/channels.py) when a bot token is configured
+    channels: ChannelResolver = field(default=no_channel_names)
     _deployments: Deployments | None = field(default=None, init=False, repr=False, compare=False)
     _serving_feed: ServingFeed | None = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
@@ -60,7 +63,7 @@ class Services:
             refs = [status.SourceRef(s.name, s.type, environments_of(s)) for s in sources_for_model(self.policy, model)]
         return status.StatusQuery(now=self.clock(), window=window or status.DEFAULT_WINDOW, sources=refs,
                                   directions=dict(self.policy.metric_directions),  # type: ignore[arg-type]
-                                  firing=firing_provider(self))
+                                  firing=firing_provider(self.registry, self.clock))
 
     def feeding_sources(self) -> list[FeedingSource]:
         """The configured metric sources as digests need them: a health reference plus the models they

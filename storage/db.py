@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from sqlmodel import Session
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0009_serving_notify"
+HEAD_REVISION = "0010_audit_subject_token_names"
 _WRITE_OPTION = "modelbot_write"
 WRITE_QUEUE_FACTOR = 6
 
@@ -230,6 +229,3 @@ def _translate_errors() -> Iterator[None]:
             raise DatabaseUnreachable(f"Cannot reach the database: {exc.orig}") from exc
         raise
 
-
-def database_url_from_env() -> str:
-    return os.environ.get("MODELBOT_DATABASE_URL") or DEFAULT_URL

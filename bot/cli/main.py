@@ -12,12 +12,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.cli import deploy, mlflow, monitoring, outbox, registry, scheduler, serve, shell, tokens
+from bot.cli import (
+    alerts,
+    deploy,
+    mlflow,
+    monitoring,
+    outbox,
+    registry,
+    scheduler,
+    serve,
+    shell,
+    subscriptions,
+    tokens,
+)
 from bot.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, Parser, Run
 from bot.domain.errors import ModelbotError, Unavailable
 
 # In the order of `modelbot --help`.
-GROUPS = (registry, deploy, serve, shell, mlflow, tokens, outbox, monitoring, scheduler)
+GROUPS = (registry, deploy, serve, shell, mlflow, tokens, outbox, monitoring, alerts, subscriptions, scheduler)
 
 
 def build_parser() -> argparse.ArgumentParser:

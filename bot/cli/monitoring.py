@@ -186,7 +186,7 @@ def _ingest_text(result: Any) -> str:
 
 
 def _duration(raw: str) -> timedelta:
-    from bot.config.toml_file import parse_duration
+    from bot.domain.durations import parse_duration
 
     try:
         value = parse_duration(raw)

@@ -10,7 +10,6 @@ finish and waits for listeners that are still replying, then exits 0.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import signal
 import sys
@@ -152,7 +151,7 @@ class Background:
         from bot.jobs.runner import start_background
 
         self.bolt_app, self.stop_event = bolt_app, stop
-        deliver = delivery_enabled() and bool(services.settings.slack_bot_token)
+        deliver = services.settings.delivery and bool(services.settings.slack_bot_token)
         self.delivery = start_delivery(services, stop) if deliver else None
         self.scheduler = start_background(services)
 
@@ -164,11 +163,6 @@ class Background:
             self.delivery.join(timeout=15)
         if self.bolt_app is not None:
             _drain_listeners(self.bolt_app)
-
-
-def delivery_enabled() -> bool:
-    """MODELBOT_DELIVERY=off when another process runs `modelbot deliver`."""
-    return os.environ.get("MODELBOT_DELIVERY", "on").lower() not in ("off", "0", "false", "no")
 
 
 def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:

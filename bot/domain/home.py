@@ -23,15 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
 from bot.domain.alerting.actions import AlertActions
 from bot.domain.monitoring import status
 from bot.domain.monitoring.samples import Samples
 from bot.domain.policy import GroupResolver, Members, Policy, no_groups
 from bot.domain.registry import Registry
-from storage.models import AuditEvent, Deployment, RegisteredModel, Subscription
+from storage.queries import home as queries
 
 SMALL_REGISTRY = 25
 # Slack user ids: only these can have an App Home (CLI and CI actors are names like "ci-bot").
@@ -83,38 +80,15 @@ class HomeModels:
         return end if end < self.total else None
 
 
-def watched_ids(user: str) -> sa.Select[Any]:
-    """The ids of the models `user` watches (see the module docstring), as one UNION query."""
-    owned = sa.select(RegisteredModel.id).where(RegisteredModel.owner == user)  # type: ignore[call-overload]
-    acted = sa.select(AuditEvent.model_id).where(AuditEvent.actor == user,  # type: ignore[call-overload]
-                                                 col(AuditEvent.model_id).is_not(None))
-    subscribed = sa.select(Subscription.model_id).where(  # type: ignore[call-overload]
-        Subscription.created_by == user, col(Subscription.model_id).is_not(None))
-    return sa.union(owned, acted, subscribed)  # type: ignore[return-value]
-
-
 def models_for(registry: Registry, user: str, query: status.StatusQuery, *, offset: int, limit: int) -> HomeModels:
     """A page of the models `user` watches (or of all models; see the module docstring), with
     what serves each environment, health lines and firing alerts."""
     with registry.reading() as session:
-        watched = watched_ids(user).subquery()
-        registry_total = session.exec(select(sa.func.count()).select_from(RegisteredModel)).one()
-        watched_total = session.exec(select(sa.func.count()).select_from(watched)).one()
+        registry_total, watched_total = queries.counts(session, user)
         scope: Scope = "watched" if watched_total and registry_total > SMALL_REGISTRY else "all"
-        is_watched = col(RegisteredModel.id).in_(sa.select(watched.c[0]))
-        if scope == "watched":
-            rows = session.exec(select(RegisteredModel, sa.literal(True)).where(is_watched)
-                                .order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)).all()
-            total = watched_total
-        else:
-            watched_first = sa.case((is_watched, 0), else_=1)
-            rows = session.exec(select(RegisteredModel, is_watched).order_by(watched_first, col(RegisteredModel.name_key))
-                                .offset(offset).limit(limit)).all()
-            total = registry_total
-        deployments: dict[tuple[int, str], Deployment] = {
-            (d.model_id, d.environment): d
-            for d in session.exec(select(Deployment).where(col(Deployment.model_id).in_([m.id for m, _ in rows])))
-        }
+        rows = queries.models_page(session, user, watched_only=scope == "watched", offset=offset, limit=limit)
+        total = watched_total if scope == "watched" else registry_total
+        deployments = queries.deployments_of(session, [m.id for m, _ in rows if m.id is not None])
     firing = _firing_by_model(registry, query.now, {m.name for m, _ in rows})
     samples = Samples(registry)
     items = []
@@ -171,12 +145,7 @@ def approval_audience(registry: Registry, policy: Policy, environment: str,
         users |= _members(members, groups)
     if env_policy.approvers.open:
         with registry.reading() as session:
-            recent = session.exec(
-                select(AuditEvent.actor).where(AuditEvent.environment == environment,
-                                               col(AuditEvent.action).in_(APPROVAL_ACTIONS))
-                .order_by(col(AuditEvent.id).desc()).limit(MAX_AUDIENCE * 5)
-            ).all()
-        users |= set(recent)
+            users |= set(queries.recent_actors(session, environment, APPROVAL_ACTIONS, MAX_AUDIENCE * 5))
     return sorted(u for u in users if SLACK_USER.match(u))[:MAX_AUDIENCE]
 
 

@@ -11,7 +11,6 @@ message names the source, the URL and what happened ("did not answer within 5 s"
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,11 +18,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from bot.config.sources import HttpOptions
 from bot.domain.names import preview
 
-DEFAULT_TIMEOUT_S = 5.0
-DEFAULT_RETRIES = 2
-DEFAULT_BACKOFF_S = 0.5
 RETRY_AFTER_MAX_S = 30.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = "modelbot-sources/1"
@@ -48,16 +45,10 @@ class _CappedRetry(Retry):
         return None if after is None else min(after, RETRY_AFTER_MAX_S)
 
 
-@dataclass(frozen=True)
-class HttpOptions:
-    """Per-source knobs, parsed from `[[sources]]` (`timeout`, `retries`)."""
-
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    retries: int = DEFAULT_RETRIES
-    backoff_s: float = DEFAULT_BACKOFF_S
+DEFAULT_OPTIONS = HttpOptions()
 
 
-def make_session(options: HttpOptions = HttpOptions()) -> requests.Session:
+def make_session(options: HttpOptions = DEFAULT_OPTIONS) -> requests.Session:
     """A session that retries transient failures with exponential backoff (0.5 s, 1 s, 2 s …).
 
     Read timeouts are not retried: a server that stalls once usually stalls again, and

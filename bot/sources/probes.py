@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.config.sources import ProbeSource
+from bot.config.sources import HttpOptions, ProbeSource
 from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
 from bot.sources.common import Collected, serving_version
-from bot.sources.http import HttpOptions, SourceError, display_url, get, make_session
+from bot.sources.http import SourceError, display_url, get, make_session
 
 WHAT = "health endpoint"
 UP_METRIC = "up"

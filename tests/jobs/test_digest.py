@@ -64,7 +64,7 @@ def subscribe(services: Services, clock: Clock, text: str = "subscribe churn dai
     clock.set(SUBSCRIBED_AT)
     handlers.run_text(services, handlers.Actor("U0ALICE", CHANNEL), text)
     clock.set(None)
-    return Subscriptions(services.registry).list_all()[-1].id
+    return Subscriptions(services.registry, services.policy).list_all()[-1].id
 
 
 def job_ran(scheduler: BackgroundScheduler, job_id: str) -> tuple[threading.Event, list[JobExecutionEvent]]:
@@ -277,7 +277,7 @@ def test_subscription_changes_replace_or_remove_only_their_job(services: Service
         try:
             sync_jobs(scheduler, services)
             subscribe(services, clock, "subscribe churn daily 10:30 Europe/Berlin")  # same digest, new time
-            assert len(Subscriptions(services.registry).list_all()) == 1
+            assert len(Subscriptions(services.registry, services.policy).list_all()) == 1
             result = sync_jobs(scheduler, services)
             assert result.replaced == [f"digest:{sub_id}"] and not result.added and not result.removed
             assert scheduler.get_job(f"digest:{sub_id}").next_run_time == datetime(2026, 3, 29, 8, 30, tzinfo=UTC)

@@ -20,11 +20,12 @@ from bot.blocks.status import model_status as render_status
 from bot.blocks.text import render
 from bot.config.sources import LabelsConfig, PredictionLogSource
 from bot.domain.alerting.engine import AlertEngine
-from bot.domain.alerting.rules import AlertRules, RuleSpec
+from bot.domain.alerting.rules import AlertRules, parse_rule
 from bot.domain.errors import InvalidInput
 from bot.domain.monitoring import status
 from bot.domain.monitoring.recording import source_status
 from bot.domain.monitoring.samples import Samples
+from bot.domain.policy import default_policy
 from bot.services import Services
 from bot.sources.pull import pull_source
 from tests.sources.conftest import T0, Clock
@@ -229,10 +230,10 @@ def test_a_quality_rule_waits_for_enough_labels(services: Services, clock: Clock
     from bot.domain.monitoring.samples import SampleIn
     from storage.models import AlertState
 
-    rules = AlertRules(services.registry)
-    waits = rules.add(RuleSpec("churn", "production", "accuracy", op="<", threshold="0.9", min_coverage="50%"),
+    rules = AlertRules(services.registry, default_policy())
+    waits = rules.add(parse_rule("churn", "production", "accuracy", op="<", threshold="0.9", min_coverage="50%"),
                       actor="alice", now=T0)
-    eager = rules.add(RuleSpec("churn", "production", "accuracy", op="<", threshold="0.9"), actor="alice", now=T0)
+    eager = rules.add(parse_rule("churn", "production", "accuracy", op="<", threshold="0.9"), actor="alice", now=T0)
     assert waits.min_coverage == 0.5 and "≥ 50% labels" in waits.describe()
     at = T0 + HOUR
 
@@ -250,5 +251,5 @@ def test_a_quality_rule_waits_for_enough_labels(services: Services, clock: Clock
     assert states[eager.id] == ("firing", 0.5)
     assert states.get(waits.id, ("inactive", None))[0] == "inactive"  # judged on the window with 80 % labels
     with pytest.raises(InvalidInput, match="quality metrics"):
-        rules.add(RuleSpec("churn", "production", "latency_p95_ms", op=">", threshold="100", min_coverage="50%"),
+        rules.add(parse_rule("churn", "production", "latency_p95_ms", op=">", threshold="100", min_coverage="50%"),
                   actor="alice", now=T0)

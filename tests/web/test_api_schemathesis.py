@@ -84,12 +84,11 @@ def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
 def api_under_test(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiUnderTest]:
     """The API as `modelbot serve` serves it, on a free port, a token with every scope, a seeded registry."""
     root: Path = tmp_path_factory.mktemp("schemathesis")
-    limits = pytest.MonkeyPatch()
-    # the per-token rate limit is tested in test_api.py; here it would turn most cases into 429s
-    limits.setenv("MODELBOT_API_RATE_PER_SECOND", "100000")
     policy = root / "modelbot.toml"
     policy.write_text(POLICY)
-    services = open_services(Settings(database_url=module_database_url, config_path=policy))
+    # the per-token rate limit is tested in test_api.py; here it would turn most cases into 429s
+    services = open_services(Settings(database_url=module_database_url, config_path=policy,
+                                      api_rate_per_second=100_000))
     _seed(services)
     _, secret = Tokens(services.registry).create("schemathesis", ",".join(SCOPES), actor="test",
                                                  now=services.clock())
@@ -100,7 +99,6 @@ def api_under_test(module_database_url: str, tmp_path_factory: pytest.TempPathFa
     finally:
         server.stop()
         services.close()
-        limits.undo()
 
 
 def _seed(services: Services) -> None:
@@ -120,6 +118,20 @@ def _seed(services: Services) -> None:
                                            reason="better auc")
     registry.promote("churn", "3", "staging", actor="seed")
     services.deployments.set_canary("churn", "3", "production", 5, actor="seed")
+    # an alert firing on churn in production (alert 1), so acknowledging and silencing reach their 200s
+    from datetime import timedelta
+
+    from bot.domain.samples import SampleIn, Samples
+
+    from bot.domain.alerting.engine import AlertEngine, AlertSettings
+    from bot.domain.alerting.rules import AlertRules, parse_rule
+
+    now = services.clock()
+    Samples(registry).record([SampleIn("churn", "production", "error_rate", 0.09, now, 1)], source="seed")
+    rule = parse_rule("churn", "production", "error_rate", op=">", threshold="0.05")
+    rule.origin = "config"  # as if from modelbot.toml: no role to check
+    AlertRules(registry).add(rule, actor="seed", now=now)
+    AlertEngine(registry, AlertSettings(default_channel="C0ALERTS", group_wait=timedelta(0))).evaluate()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +140,10 @@ def api_schema(api_under_test: ApiUnderTest) -> Any:
     published = requests.get(api_under_test.url + "/api/v1/openapi.json", timeout=10)
     assert published.status_code == 200, published.text
     assert published.headers["content-type"].startswith("application/json")
-    return schemathesis.openapi.from_url(api_under_test.url + "/api/v1/openapi.json")
+    schema = schemathesis.openapi.from_url(api_under_test.url + "/api/v1/openapi.json")
+    # the spec declares its bearer scheme; the requests carry the real token (not generated ones)
+    schema.config.generation.update(with_security_parameters=False)
+    return schema
 
 
 # One test drives every operation: schemathesis's own pytest integration (`from_fixture`) sets

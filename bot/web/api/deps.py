@@ -1,6 +1,10 @@
 """What every API route depends on: the services, the caller's token (authenticated, rate
 limited, scope-checked) and the shapes of path and query parameters. Body size is capped
-before anything is parsed."""
+before anything is parsed.
+
+Scopes: every GET needs `read`, checked here once for every route (so a route added later
+cannot forget it); a write names its scope with `scoped(t, SCOPE)`. A missing scope is 403
+and, like a missing token, answered before any decision is asked for: no audit row."""
 
 from __future__ import annotations
 
@@ -16,15 +20,15 @@ from fastapi import Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.domain.tokens import TokenView, require_scope
+from bot.domain.tokens import READ_SCOPE, TokenView, require_scope
 from bot.services import Services
 from bot.web.api.errors import ApiError, error_response
 from bot.web.api.token_cache import CachedTokens
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-DEFAULT_RATE_PER_SECOND = 20.0
 DEFAULT_BURST = 60
 TOUCH_EVERY = timedelta(minutes=5)
+READ_METHODS = ("GET", "HEAD")
 
 
 class TokenBuckets:
@@ -83,6 +87,8 @@ async def token(request: Request) -> TokenView:
     if wait:
         raise ApiError(429, "rate_limited", f"Token {found.name} is over its rate limit; retry in "
                        f"{math.ceil(wait)} s.", {"Retry-After": str(math.ceil(wait))})
+    if request.method in READ_METHODS:
+        require_scope(found, READ_SCOPE)
     return found
 
 

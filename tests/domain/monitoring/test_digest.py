@@ -10,11 +10,11 @@ import pytest
 
 from bot.blocks.digest_chart import render_png
 from bot.blocks.templates import render
-from bot.domain.alerting.rules import AlertRules, RuleSpec
+from bot.domain.alerting.rules import AlertRules, parse_rule
 from bot.domain.deployments import Deployments
 from bot.domain.monitoring import digest
 from bot.domain.monitoring.samples import SampleIn, Samples
-from bot.domain.policy import EnvironmentPolicy, Members, Policy
+from bot.domain.policy import EnvironmentPolicy, Members, Policy, default_policy
 from bot.domain.registry import NewVersion, Registry
 from bot.domain.schedule import Period, Schedule
 from bot.domain.subscriptions import SubscriptionView
@@ -75,7 +75,7 @@ def busy_day(db: Database) -> tuple[Registry, Clock]:
     Samples(registry).record(
         [SampleIn("churn", "production", "accuracy", 0.80 + i / 100, END - (20 - i) * H) for i in range(20)],
         source="test")
-    AlertRules(registry).add(RuleSpec("churn", "production", "accuracy", op="<", threshold="0.85"), actor="alice",
+    AlertRules(registry, default_policy()).add(parse_rule("churn", "production", "accuracy", op="<", threshold="0.85"), actor="alice",
                              now=END)
     return registry, clock
 
