@@ -71,12 +71,6 @@ def test_no_import_cycles() -> None:
     assert _cycles(graph) == []
 
 
-# Files that still hold SQL while their queries move to storage/queries (issue 10). The list may
-# only shrink: a file listed here without SQL fails the test too, so it cannot go stale.
-SQL_DEBT = {
-}
-
-
 def test_the_domain_holds_no_sql() -> None:
     """Queries live in storage/queries by area; the domain asks through named functions."""
     offenders: dict[str, list[int]] = {}
@@ -84,8 +78,7 @@ def test_the_domain_holds_no_sql() -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"\bselect\(|session\.exec\(|session\.execute\(", line):
                 offenders.setdefault(str(path.relative_to(ROOT)), []).append(number)
-    assert set(offenders) - SQL_DEBT == set(), {f: offenders[f] for f in set(offenders) - SQL_DEBT}
-    assert SQL_DEBT - set(offenders) == set(), "no SQL left in these: remove them from SQL_DEBT"
+    assert offenders == {}
 
 
 def test_no_module_reaches_into_another_modules_private_helpers() -> None:

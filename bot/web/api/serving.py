@@ -25,8 +25,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
-from bot.config.toml_file import parse_duration
 from bot.domain import names
+from bot.domain.durations import parse_duration
 from bot.domain.errors import InvalidInput
 from bot.web.api import schemas as s
 from bot.web.api.deps import Env, ModelName, Token
