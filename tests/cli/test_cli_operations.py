@@ -71,10 +71,9 @@ def ops(cli, database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch):  # t
     """The CLI under a policy with roles, a model whose error rate breaches a rule (alert 1 fires)."""
     from datetime import UTC, datetime, timedelta
 
-    from bot.domain.samples import SampleIn, Samples
-
     from bot.config.settings import Settings
     from bot.domain.alerting.engine import AlertEngine, AlertSettings
+    from bot.domain.monitoring.samples import SampleIn, Samples
     from bot.services import open_services
 
     policy = tmp_path / "modelbot.toml"

@@ -15,11 +15,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from bot.domain.samples import SampleIn, Samples
 
 from bot.domain.alerting.actions import AlertActions
 from bot.domain.alerting.engine import AlertEngine, AlertSettings
 from bot.domain.alerting.rules import AlertRules, parse_rule
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.policy import default_policy
 from bot.domain.schedule import Schedule
 from bot.domain.subscriptions import Subscriptions

@@ -121,10 +121,9 @@ def _seed(services: Services) -> None:
     # an alert firing on churn in production (alert 1), so acknowledging and silencing reach their 200s
     from datetime import timedelta
 
-    from bot.domain.samples import SampleIn, Samples
-
     from bot.domain.alerting.engine import AlertEngine, AlertSettings
     from bot.domain.alerting.rules import AlertRules, parse_rule
+    from bot.domain.monitoring.samples import SampleIn, Samples
 
     now = services.clock()
     Samples(registry).record([SampleIn("churn", "production", "error_rate", 0.09, now, 1)], source="seed")

@@ -17,7 +17,7 @@ def test_entries_live_ttl_seconds(registry: Registry) -> None:
     assert cache.cached(secret) is None  # nothing read yet: the caller must authenticate
     view = cache.authenticate(secret, now=registry.clock())
     assert view is not None and cache.cached(secret) == view
-    Tokens(registry).revoke("fleet", now=registry.clock())
+    Tokens(registry).revoke("fleet", actor="t", now=registry.clock())
     now[0] += TTL_S * 0.9
     assert cache.authenticate(secret, now=registry.clock()) == view  # within the lifetime: still cached
     now[0] += TTL_S * 0.2

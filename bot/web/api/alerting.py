@@ -28,7 +28,7 @@ Number = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
 def status_overview(svc: Svc, t: Token, window: Window = "24h") -> Any:
     """One line per model and environment: headline metrics, uptime, drift, firing alerts (the JSON of
     `modelbot status --json`)."""
-    from bot.domain import status
+    from bot.domain.monitoring import status
 
     return status.overview(svc.registry, svc.status_query(None, _window(window)), limit=500).to_dict()
 
@@ -37,7 +37,7 @@ def status_overview(svc: Svc, t: Token, window: Window = "24h") -> Any:
 def model_status(svc: Svc, t: Token, model: ModelName, environment: Annotated[str | None, Query(max_length=32)] = None,
                  window: Window = "24h") -> Any:
     """How one model is doing (the JSON of `modelbot status MODEL [ENV] --json`)."""
-    from bot.domain import status
+    from bot.domain.monitoring import status
 
     return status.model_status(svc.registry, model, environment, svc.status_query(model, _window(window))).to_dict()
 
