@@ -1,6 +1,9 @@
-"""Monitoring digest benchmark: modelbot on 10 M prediction rows, and Evidently side by side.
+"""Monitoring benchmark: modelbot's digest on 10 M prediction rows with Evidently side by side,
+every drift method against Evidently's, incremental pulls of a 10 M-row log, and the same log
+digested by PostgreSQL (pushdown) against the pandas path.
 
     python -m bench.monitoring [--rows 10000000] [--skip-evidently] [--repeat 3]
+                               [--skip-incremental] [--skip-pushdown] [--skip-agreement]
 
 Data (generated once, cached under bench/.data/, git-ignored): a Parquet file of N
 prediction rows — timestamp, 10 numeric features, label, prediction, score,
@@ -17,6 +20,11 @@ Steps, each in a fresh process so that its peak RSS is its own (`bench._common`)
 3. Evidently 0.7.23 `Report([DataDriftPreset(columns=features), ClassificationPreset()])`
    on the same slice and reference, in its own virtualenv (it does not import under
    pandas 3), built once as bench/.venv-evidently.
+
+4. agreement: every drift method (Evidently's own choice, KS, Wasserstein, PSI, Jensen–Shannon)
+   on the 10 features, reference against a 100 k-row sample of the slice, by modelbot and by
+   Evidently's `ValueDrift(column, method)`: the largest difference per method;
+5. incremental pulls and 6. PostgreSQL pushdown: see `bench/monitoring_logs.py`.
 
 "time" is measured inside the child from before reading the data to the finished
 result (imports excluded); "process" is the child's whole life (interpreter start and
@@ -37,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import monitoring_logs
 from bench._common import (
     BENCH_DIR,
     DATA_DIR,
@@ -46,6 +55,7 @@ from bench._common import (
     format_seconds,
     peak_rss_of,
     print_table,
+    run_json_worker,
 )
 
 FEATURES = [f"f{i}" for i in range(10)]
@@ -55,6 +65,7 @@ EVIDENTLY_VENV = BENCH_DIR / ".venv-evidently"
 EVIDENTLY_REQUIREMENTS = ("evidently==0.7.23", "pandas<3", "pyarrow")
 EVIDENTLY_WORKER = BENCH_DIR / "monitoring_evidently_worker.py"
 TIME_TARGET_S = 10.0
+PULL_RATIO_TARGET = 0.05
 RSS_TARGET_BYTES = 2 * 1024**3
 
 
@@ -248,6 +259,45 @@ def _time_cell(summary: dict[str, Any]) -> str:
     return format_seconds(summary["seconds"]) + spread
 
 
+AGREEMENT_METHODS: tuple[str | None, ...] = (None, "ks", "wasserstein", "psi", "jensenshannon")
+AGREEMENT_ROWS = 100_000
+
+
+def agreement(python: Path, current: Path, reference: Path) -> dict[str, dict[str, float]]:
+    """{method: {"max_abs": …, "checks": n, "same_verdicts": 0/1}} — modelbot vs Evidently per drift method."""
+    import tempfile
+
+    import pandas as pd
+
+    from bot.domain.monitoring import DriftConfig, feature_drift
+    from bot.domain.monitoring.metric_names import P_VALUE_METHODS
+
+    ref = pd.read_parquet(reference, columns=FEATURES)
+    cur = pd.read_parquet(current, columns=FEATURES).sample(n=AGREEMENT_ROWS, random_state=0).reset_index(drop=True)
+    with tempfile.TemporaryDirectory(prefix="bench-agreement-") as tmp:
+        paths = {"reference": Path(tmp) / "reference.parquet", "current": Path(tmp) / "current.parquet"}
+        ref.to_parquet(paths["reference"], index=False)
+        cur.to_parquet(paths["current"], index=False)
+        checks = [{"column": f, "method": m} for m in AGREEMENT_METHODS for f in FEATURES]
+        params = {"mode": "values", "reference": str(paths["reference"]), "current": str(paths["current"]),
+                  "numerical": FEATURES, "categorical": [], "checks": checks}
+        theirs = run_json_worker(python, EVIDENTLY_WORKER, params)["drift"]
+    out: dict[str, dict[str, float]] = {}
+    for asked, found in zip(checks, theirs, strict=True):
+        method = found["method"]
+        config = DriftConfig(method=asked["method"] or "auto", numerical=tuple(FEATURES))  # type: ignore[arg-type]
+        ours = feature_drift(ref[asked["column"]], cur[asked["column"]], asked["column"], config=config)
+        value = ours.p_value if method in P_VALUE_METHODS else ours.statistic
+        label = f"{method} (Evidently's choice)" if asked["method"] is None else method
+        row = out.setdefault(label, {"max_abs": 0.0, "checks": 0, "same_verdicts": 1, "same_method": 1})
+        row["max_abs"] = max(row["max_abs"], abs(float(value) - found["value"]))  # type: ignore[arg-type]
+        row["checks"] += 1
+        row["same_method"] &= int(ours.method == method)
+        row["same_verdicts"] &= int(ours.drifted == (value <= found["threshold"] if method == "ks" else (
+            value < found["threshold"] if method in P_VALUE_METHODS else value >= found["threshold"])))
+    return out
+
+
 def compare_numbers(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     """One line: the largest differences between modelbot's and Evidently's numbers."""
     quality = max(abs(ours[k] - theirs[k]) for k in ("accuracy", "precision", "recall", "f1", "roc_auc"))
@@ -271,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each modelbot step (median reported)")
     parser.add_argument("--evidently-repeat", type=int, default=1, help="runs of the Evidently step")
     parser.add_argument("--skip-evidently", action="store_true", help="no Evidently venv, row or ratio")
+    parser.add_argument("--skip-agreement", action="store_true", help="no per-method comparison with Evidently")
+    parser.add_argument("--skip-incremental", action="store_true", help="no incremental pull of a log")
+    parser.add_argument("--skip-pushdown", action="store_true", help="no PostgreSQL pushdown comparison")
+    parser.add_argument("--log-rows", type=int, default=None, help="rows of the pulled log (default --rows)")
+    parser.add_argument("--append-rows", type=int, default=100_000, help="rows appended before the 2nd pull")
     parser.add_argument("--child-digest", nargs=2, metavar=("CURRENT", "REFERENCE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_digest:
@@ -291,6 +346,22 @@ def main(argv: list[str] | None = None) -> int:
     if evidently_python is not None:
         log(f"Evidently 0.7.23 report, {slice_rows:,}-row slice × {args.evidently_repeat} (slow) …")
         theirs = run_evidently(evidently_python, paths["slice"], paths["reference"], args.evidently_repeat)
+
+    # the log steps run in this process, after the children above: a child forked from a process
+    # that once held gigabytes would inherit that peak in its own ru_maxrss
+    log_rows = args.log_rows or args.rows
+    agreed = None
+    if evidently_python is not None and not args.skip_agreement:
+        log("every drift method against Evidently's …")
+        agreed = agreement(evidently_python, paths["slice"], paths["reference"])
+    pulls = None if args.skip_incremental else monitoring_logs.incremental(log_rows, args.append_rows)
+    pushed = None
+    if not args.skip_pushdown:
+        url = monitoring_logs.postgres_url()
+        if url is None:
+            log("no PostgreSQL (MODELBOT_BENCH_POSTGRES_URL or MODELBOT_TEST_POSTGRES_URL): pushdown skipped")
+        else:
+            pushed = monitoring_logs.pushdown(url, log_rows)
 
     headers = ["step", "rows", "time (in process)", "process wall", "peak RSS", "ratio"]
     met = full["seconds"] <= TIME_TARGET_S and full["peak_rss"] <= RSS_TARGET_BYTES
@@ -342,6 +413,42 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"- Evidently report.run alone (data already in pandas): {format_seconds(theirs['result']['seconds_run'])}"
         )
+    if agreed is not None:
+        print()
+        print(f"Every drift method against Evidently 0.7.23 `ValueDrift` ({len(FEATURES)} numeric features, "
+              f"reference {args.reference_rows:,} rows, current {AGREEMENT_ROWS:,} rows of the slice):")
+        print()
+        print_table(["method", "checks", "max |modelbot − Evidently|", "same method", "same verdicts"],
+                    [[m, int(r["checks"]), f"{r['max_abs']:.1e}", "yes" if r["same_method"] else "NO",
+                      "yes" if r["same_verdicts"] else "NO"] for m, r in agreed.items()])
+    if pulls is not None or pushed is not None:
+        print()
+        print("Prediction-log pulls (single runs, wall clock):")
+        print()
+        table = []
+        if pulls is not None:
+            ok = pulls["ratio"] <= PULL_RATIO_TARGET
+            table += [
+                ["incremental: first pull of a CSV log (reads all of it)", f"{pulls['rows']:,}",
+                 format_seconds(pulls["first_s"]), ""],
+                [f"incremental: pull after {pulls['appended']:,} appended rows (reads only them)",
+                 f"{pulls['appended']:,} new", format_seconds(pulls["second_s"]),
+                 f"{pulls['ratio'] * 100:.1f}% of the first (target ≤ {PULL_RATIO_TARGET:.0%}: "
+                 f"{'met' if ok else 'MISSED'})"],
+            ]
+        if pushed is not None:
+            table += [
+                ["PostgreSQL pushdown: 24 hourly windows computed by the database", f"{pushed['rows']:,}",
+                 format_seconds(pushed["database_s"]), f"{fmt_ratio(pushed['speedup'])} faster than pandas"],
+                ["pandas path on the same table (modelbot reads the rows)", f"{pushed['rows']:,}",
+                 format_seconds(pushed["pandas_s"]), "1×"],
+            ]
+        print_table(["step", "rows", "time", "ratio"], table)
+        if pushed is not None:
+            print()
+            print(f"- pushdown vs pandas: {pushed['compared']} numbers over {pushed['windows']} windows, largest "
+                  f"relative difference {pushed['max_relative_difference']:.1e}"
+                  f"{'' if pushed['same_metrics'] else ' — METRIC SETS DIFFER'}")
     return 0 if met else 1
 
 

@@ -75,8 +75,8 @@ from bot.blocks.approvals import APPROVE_ACTION, ROLLBACK_ACTION
 from bot.config.settings import Settings
 from bot.delivery import verify_webhook
 from bot.delivery.jobs import metadata_outbox_id
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.services import Services, open_services
 from storage.models import AuditEvent, ChangeRequest, OutboxMessage, RequestVote
 from tests.slack_fake import SlackFake, sign_request

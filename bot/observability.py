@@ -32,6 +32,12 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3), registry=REGISTRY,
 )
+SERVING_WATCHES = Gauge(
+    "modelbot_serving_watches",
+    "Serving-state watches (GET …/environments/{env}?revision=N) held open in this process, waiting for a "
+    "change; their hold time also counts in modelbot_http_request_seconds.",
+    registry=REGISTRY,
+)
 OUTBOX_DELIVERIES = Counter(
     "modelbot_outbox_deliveries",
     "Outbox delivery attempts by kind (post, update, thread, ephemeral, webhook) and outcome "

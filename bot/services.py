@@ -9,14 +9,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config.settings import ConfigError, Settings
+from bot.domain.channels import ChannelResolver, no_channel_names
 from bot.domain.policy import GroupResolver, Policy, no_groups
 from bot.domain.registry import Registry, utc_now
 from storage.db import Database, DatabaseUrlError
 
 if TYPE_CHECKING:
     from bot.domain.deployments import Deployments
-    from bot.domain.digest import FeedingSource
-    from bot.domain.status import StatusQuery
+    from bot.domain.monitoring.digest import FeedingSource
+    from bot.domain.monitoring.status import StatusQuery
+    from storage.serving_feed import ServingFeed
 
 
 @dataclass
@@ -27,7 +29,10 @@ class Services:
     policy: Policy
     clock: Callable[[], datetime] = field(default=utc_now)
     groups: GroupResolver = field(default=no_groups)
+    # `#name` → channel id through Slack (bot/slack/channels.py) when a bot token is configured
+    channels: ChannelResolver = field(default=no_channel_names)
     _deployments: Deployments | None = field(default=None, init=False, repr=False, compare=False)
+    _serving_feed: ServingFeed | None = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
@@ -48,8 +53,8 @@ class Services:
 
         Lives here, below every front end, so `modelbot status` reaches it without importing the
         Slack handlers; the source parser (and its HTTP client) is imported only when sources exist."""
-        from bot.domain import status
         from bot.domain.alerting.reads import firing_provider
+        from bot.domain.monitoring import status
 
         refs: list[status.SourceRef] = []
         if model and self.policy.sections.get("sources"):
@@ -58,13 +63,13 @@ class Services:
             refs = [status.SourceRef(s.name, s.type, environments_of(s)) for s in sources_for_model(self.policy, model)]
         return status.StatusQuery(now=self.clock(), window=window or status.DEFAULT_WINDOW, sources=refs,
                                   directions=dict(self.policy.metric_directions),  # type: ignore[arg-type]
-                                  firing=firing_provider(self))
+                                  firing=firing_provider(self.registry, self.clock))
 
     def feeding_sources(self) -> list[FeedingSource]:
         """The configured metric sources as digests need them: a health reference plus the models they
         measure, so a digest can say which of its sources went quiet."""
-        from bot.domain import status
-        from bot.domain.digest import FeedingSource
+        from bot.domain.monitoring import status
+        from bot.domain.monitoring.digest import FeedingSource
 
         if not self.policy.sections.get("sources"):
             return []
@@ -77,7 +82,21 @@ class Services:
                                      tuple(m.lower() for m in models if m)))
         return out
 
+    @property
+    def serving_feed(self) -> ServingFeed:
+        """Built on first use (the REST API's serving-state reads): one per process, so one
+        LISTEN connection or one poll, however many servers share these services."""
+        if self._serving_feed is None:
+            with self._lock:
+                if self._serving_feed is None:
+                    from storage.serving_feed import ServingFeed
+
+                    self._serving_feed = ServingFeed(self.db)
+        return self._serving_feed
+
     def close(self) -> None:
+        if self._serving_feed is not None:
+            self._serving_feed.close()
         self.db.dispose()
 
 

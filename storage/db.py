@@ -4,6 +4,12 @@ Writers serialise in the database, never in Python: on SQLite every write transa
 starts with `BEGIN IMMEDIATE` (one writer at a time, others wait up to the busy timeout);
 on PostgreSQL writers take row locks (`SELECT … FOR UPDATE`) on the rows they change.
 Reads use deferred transactions so they never wait for writers (WAL on SQLite).
+
+On SQLite the writers of one process also take turns before they ask for the file lock
+(`_write_turns`). SQLite's busy handler is no queue: a waiting writer sleeps and retries,
+and under fifty concurrent writers an unlucky one kept losing to newcomers until its
+timeout ran out (a 503 in a few thousand registers). With one contender per process the
+database lock still decides, but nobody starves.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import fcntl
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +37,9 @@ from bot.redaction import redact_text, redact_url
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0009_outbox_destinations"
+HEAD_REVISION = "0011_outbox_destinations"
 _WRITE_OPTION = "modelbot_write"
+WRITE_QUEUE_FACTOR = 6
 # the database, its WAL and lock files: the owner only (they hold audit trails and hashed tokens)
 PRIVATE_FILE_MODE = 0o600
 
@@ -101,6 +109,7 @@ class Database:
         self.engine = _create_engine(self.url, settings)
         self.dialect = self.engine.dialect.name
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._write_turn = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,11 +124,28 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any exception."""
         with (
+            self._write_turns(),
             _translate_errors(),
             Session(self._write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
             yield session
+
+    @contextlib.contextmanager
+    def _write_turns(self) -> Iterator[None]:
+        """SQLite: wait for this process's previous writers before asking the database for its
+        lock. The queue moves as long as writers finish, so a place in it may wait longer than
+        the lock timeout (WRITE_QUEUE_FACTOR times it), which then bounds the database lock
+        itself. PostgreSQL: nothing (row locks queue fairly)."""
+        if self._write_turn is None:
+            yield
+            return
+        if not self._write_turn.acquire(timeout=self.settings.lock_timeout_s * WRITE_QUEUE_FACTOR):
+            raise DatabaseBusy("The database stayed locked by another writer; try again in a moment.")
+        try:
+            yield
+        finally:
+            self._write_turn.release()
 
     def upsert_insert(self, table: Any) -> Any:
         """The dialect's INSERT (it has `on_conflict_do_nothing`); imported on use, so a
@@ -285,7 +311,3 @@ def _private_sqlite_files(database: Path) -> None:
 def _one_line(error: BaseException) -> str:
     """A driver's message (psycopg's span lines) as one line, URLs in it redacted."""
     return redact_text(" ".join(str(error).split()))
-
-
-def database_url_from_env() -> str:
-    return os.environ.get("MODELBOT_DATABASE_URL") or DEFAULT_URL

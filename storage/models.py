@@ -137,6 +137,8 @@ class AuditEvent(SQLModel, table=True):
     weight: int | None = Field(default=None)
     reason: str | None = Field(default=None)
     request_id: str | None = Field(default=None, max_length=64)
+    # what a decision was about when it is not a model: "token ci-churn", "subscription 4", "alert 7"
+    subject: str | None = Field(default=None, max_length=128)
 
 
 class ChangeRequest(SQLModel, table=True):
@@ -362,6 +364,9 @@ class SourceStatus(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     last_error: str | None = Field(default=None)
     samples_last_pull: int = Field(default=0, nullable=False)
+    # a prediction log's read position (files: identity, size, offsets; SQL: watermark) and the
+    # windows it recorded, written with the samples it produced (bot.domain.monitoring.log_pull)
+    cursor: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
 
 
 class AlertRule(SQLModel, table=True):
@@ -397,6 +402,8 @@ class AlertRule(SQLModel, table=True):
     anomaly_k: float = Field(default=4.0, nullable=False)
     anomaly_window_seconds: int = Field(default=7 * 86400, nullable=False)
     failure_limit: int = Field(default=3, nullable=False)
+    # a rule on a label-based metric evaluates only windows with at least this share of labels
+    min_coverage: float | None = Field(default=None)
     enabled: bool = Field(default=True, nullable=False)
     origin: str = Field(max_length=16, nullable=False, default="slack")
     created_by: str = Field(nullable=False)
@@ -473,9 +480,15 @@ class ApiToken(SQLModel, table=True):
     """A REST API token. Only a SHA-256 hash of the secret is stored; the secret is shown once."""
 
     __tablename__ = "api_tokens"
+    # the name is the actor (and approver identity) a token stands for: unique among active tokens,
+    # so a rotated or revoked token's name can be used again
+    __table_args__ = (
+        sa.Index("uq_api_tokens_active_name", "name", unique=True,
+                 sqlite_where=sa.text("revoked_at IS NULL"), postgresql_where=sa.text("revoked_at IS NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, nullable=False, sa_column_kwargs={"unique": True})
+    name: str = Field(max_length=64, nullable=False)
     token_hash: str = Field(max_length=64, nullable=False, sa_column_kwargs={"unique": True})
     prefix: str = Field(max_length=16, nullable=False)
     scopes: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))

@@ -847,6 +847,7 @@ class SlackFake:
             "chat.update": self._chat_update,
             "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
             "conversations.replies": self._conversations_replies,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
@@ -1461,6 +1462,38 @@ class SlackFake:
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         _require(args, "channel")
         return {"channel": copy.deepcopy(self._channels[self._resolve_channel(args["channel"])])}
+
+    def _conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Channels of the asked ``types`` (default ``public_channel``) by id, paged by ``cursor``
+        (``limit`` default 100, at most 1000); archived ones unless ``exclude_archived``. A private
+        channel needs ``groups:read`` on Slack, so asking for one here is ``missing_scope``."""
+        types = set(str(args.get("types") or "public_channel").split(","))
+        if types - {"public_channel"}:
+            raise _ApiError("missing_scope", needed="groups:read")
+        raw_limit = args.get("limit")
+        limit = 100 if raw_limit in (None, "") else int(raw_limit)
+        if limit < 1:
+            raise _ApiError("invalid_limit")
+        limit = min(limit, 1000)
+        listed = sorted(
+            cid for cid, info in self._channels.items()
+            if info.get("is_channel") and not info.get("is_private")
+            and not (_flag(args.get("exclude_archived")) and info.get("is_archived"))
+        )
+        start = 0
+        if args.get("cursor"):
+            try:
+                start = int(base64.urlsafe_b64decode(str(args["cursor"]).encode("ascii")).decode().removeprefix("at:"))
+            except (ValueError, UnicodeError):
+                raise _ApiError("invalid_cursor") from None
+        page = listed[start:start + limit]
+        out: dict[str, Any] = {"channels": [copy.deepcopy(self._channels[c]) for c in page]}
+        following = start + limit
+        out["response_metadata"] = {
+            "next_cursor": base64.urlsafe_b64encode(f"at:{following}".encode()).decode() if following < len(listed)
+            else ""
+        }
+        return out
 
     def _readable_channel(self, channel: Any) -> str:
         """History methods take a conversation *id* only (no ``#name``, no user id), and need membership."""

@@ -39,8 +39,8 @@ from bot.blocks.base import (
 from bot.blocks.templates import template
 
 if TYPE_CHECKING:
-    from bot.domain.alerting.actions import SilenceView
-    from bot.domain.alerting.rules import RuleView
+    from bot.domain.alerting.actions import Acknowledged, SilenceView
+    from bot.domain.alerting.rules import Rule
 
 # action_ids (every modelbot_* action reaches dispatch.click) and the modal's ids
 ACK_ACTION = "modelbot_alert_ack"
@@ -290,7 +290,7 @@ def canary_decided(model: str, environment: str, actor: str, decision: str) -> M
 # ---- command replies ------------------------------------------------------------------------------
 
 
-def _rule_line(rule: RuleView) -> str:
+def _rule_line(rule: Rule) -> str:
     parts = [f"*#{rule.id}* {escape(rule.model)}@{escape(rule.environment)} `{escape(rule.describe())}`",
              escape(rule.severity), f"watches {escape(rule.target)}"]
     if rule.no_data != "keep":
@@ -306,7 +306,7 @@ def _rule_line(rule: RuleView) -> str:
     return " · ".join(parts)
 
 
-def rule_added(rule: RuleView, default_channel: str | None) -> Message:
+def rule_added(rule: Rule, default_channel: str | None) -> Message:
     where = channel_link(rule.channel or default_channel) if (rule.channel or default_channel) else None
     text = f":white_check_mark: Rule *#{rule.id}* added: {_rule_line(rule)}."
     details = []
@@ -323,7 +323,7 @@ def rule_added(rule: RuleView, default_channel: str | None) -> Message:
                          [section(text), context(" ".join(details))])
 
 
-def rule_list(rules: Sequence[RuleView], model: str | None) -> Message:
+def rule_list(rules: Sequence[Rule], model: str | None) -> Message:
     scope = f" for {escape(model)}" if model else ""
     if not rules:
         text = f"No alert rules{scope} yet. Add one: `/model alert add churn error_rate &gt; 0.05 for 5m`."
@@ -343,7 +343,7 @@ def _listing(title: str, lines: list[str], total: int, narrow: str, footer: str)
     return blocks
 
 
-def rule_removed(rule: RuleView) -> Message:
+def rule_removed(rule: Rule) -> Message:
     text = f":wastebasket: Rule *#{rule.id}* removed: {escape(rule.model)}@{escape(rule.environment)} " \
            f"`{escape(rule.describe())}`. Its alerts stop; an open card resolves at the next evaluation."
     return Message.build(f"Rule #{rule.id} removed", [section(text)])
@@ -354,7 +354,8 @@ def _overview_line(entry: Mapping[str, Any]) -> str:
     return (f"{SEVERITY_ICONS.get(entry.get('severity', 'warning'), '')} *{escape(entry['model'])}*@"
             f"{escape(entry['environment'])} {escape(entry['metric'])} {_condition(alert)} · "
             f"{escape(entry.get('severity', 'warning'))} · {escape(entry.get('series') or 'stable')} · since "
-            f"{when(entry.get('since'))}" + (" · no data" if entry.get("no_data") else "") + f" · rule #{entry['rule_id']}")
+            f"{when(entry.get('since'))}" + (" · no data" if entry.get("no_data") else "") + f" · rule #{entry['rule_id']}"
+            + (f" · alert #{entry['alert']}" if entry.get("alert") else ""))
 
 
 def overview(data: Mapping[str, Sequence[Mapping[str, Any]]], model: str | None) -> Message:
@@ -384,9 +385,9 @@ def _silence_line(s: SilenceView) -> str:
     return f"*#{s.id}* {escape(s.model)} {env}, {what} · until {when(s.ends_at)} · by {who(s.created_by)}{reason}"
 
 
-def silence_added(s: SilenceView, duration_seconds: int) -> Message:
+def silence_added(s: SilenceView) -> Message:
     text = (f":mute: Silenced {escape(s.model)} {escape(s.environment or 'every environment')}"
-            f"{f' (rule #{s.rule_id})' if s.rule_id else ''} for {human_duration(duration_seconds)}, until "
+            f"{f' (rule #{s.rule_id})' if s.rule_id else ''} for {human_duration(_length(s))}, until "
             f"{when(s.ends_at)}. Evaluation goes on; an alert still firing then notifies. "
             f"`/model unsilence {s.id}` ends it early.")
     return Message.build(re.sub(r":[a-z_]+: ", "", text), [section(text)])
@@ -408,12 +409,16 @@ def silence_ended(s: SilenceView) -> Message:
     return Message.build(f"Silence #{s.id} ended", [section(text)])
 
 
-def acknowledged(result: Mapping[str, Any], group_id: int) -> Message:
-    if result.get("already"):
-        text = f":information_source: Alert #{group_id} was already acknowledged by {who(result.get('by'))} at " \
-               f"{when(result.get('at'))}."
+def _length(s: SilenceView) -> float:
+    return (s.ends_at - s.starts_at).total_seconds()
+
+
+def acknowledged(result: Acknowledged) -> Message:
+    if result.already:
+        text = f":information_source: Alert #{result.group_id} was already acknowledged by {who(result.by)} at " \
+               f"{when(result.at)}."
     else:
-        text = f":eyes: You acknowledged alert #{group_id}; the card shows you are on it."
+        text = f":eyes: You acknowledged alert #{result.group_id}; the card shows you are on it."
     return Message.build(re.sub(r":[a-z_]+: ", "", text), [section(text)])
 
 
@@ -439,9 +444,9 @@ def silence_modal(model: str, environment: str, group_id: int | None) -> dict[st
                  metadata={"m": model, "e": environment, "g": group_id})
 
 
-def silenced_view(s: SilenceView, duration_seconds: int) -> dict[str, Any]:
+def silenced_view(s: SilenceView) -> dict[str, Any]:
     """What the modal shows after it was submitted."""
-    message = silence_added(s, duration_seconds)
+    message = silence_added(s)
     return _view("modelbot_notice", "Silenced", [section(message.blocks[0]["text"]["text"])], submit=None)
 
 

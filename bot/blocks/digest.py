@@ -1,6 +1,6 @@
 """The digest message: per model and environment the window's key numbers with ▲/▼ against the
 window before, availability and drift, version changes, and "no data since …" where a series or
-a source went quiet. Rendered at delivery from the facts `bot.domain.digest.build` stored in
+a source went quiet. Rendered at delivery from the facts `bot.domain.monitoring.digest.build` stored in
 the outbox row (the numbers are a snapshot of send time; only the layout is decided here).
 
 Times are shown in the subscriber's zone, because "09:00" means their morning.
@@ -19,7 +19,7 @@ from bot.blocks import textfmt
 from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, code_block, context, escape, header, section
 from bot.blocks.templates import template
 
-ARROWS = {"better": "▲", "worse": "▼", "same": "=", None: ""}
+ARROWS = {"better": "▲", "worse": "▼", "same": "", None: ""}
 _FREQUENCY_TITLE = {"hourly": "Hourly", "daily": "Daily", "weekly": "Weekly", "on_demand": "On-demand"}
 
 
@@ -45,12 +45,25 @@ def _value(metric: Mapping[str, Any], key: str = "mean") -> str:
     return textfmt.number(value)
 
 
-def _change(metric: Mapping[str, Any]) -> str:
-    if metric.get("delta") is None:
-        return "new"
-    if metric.get("verdict") == "same":
-        return "±0 ="
-    return f"{textfmt.signed(metric['delta'])} {ARROWS[metric.get('verdict')]}".strip()
+def _change(metric: Mapping[str, Any], key: str = "delta") -> str:
+    if metric.get(key) is None:
+        return "new" if key == "delta" else "–"
+    verdict = metric.get("verdict") if key == "delta" else None
+    return textfmt.change(metric[key], verdict)
+
+
+def move_text(change: Mapping[str, Any], zone: zoneinfo.ZoneInfo) -> str:
+    """One pointer move: `↪ promote v3 → v4`, `↪ canary v5 at 25%`, `↪ canary v5 aborted (v4 serves)`."""
+    action, version, before = change["action"], change.get("version"), change.get("from_version")
+    when = _time(change["at"], zone)
+    if action in ("canary_start", "canary_weight"):
+        verb = "canary started:" if action == "canary_start" else "canary step:"
+        return f"↪ {verb} v{version} at {change.get('weight') or 0}% beside v{before} · {when}"
+    if action == "canary_abort":
+        return f"↪ canary v{before} aborted, v{version} serves · {when}"
+    words = {"promote": "promoted", "rollback": "rolled back", "canary_promote": "canary promoted"}
+    start = f"v{before}" if before else "nothing"
+    return f"↪ {words.get(action, escape(action))} {start} → v{version} · {when}"
 
 
 def _environment_text(env: Mapping[str, Any], zone: zoneinfo.ZoneInfo) -> str:
@@ -58,24 +71,36 @@ def _environment_text(env: Mapping[str, Any], zone: zoneinfo.ZoneInfo) -> str:
     if env.get("canary"):
         serving += f", canary v{env['canary']} at {env.get('canary_weight', 0)}%"
     lines = [f"*{escape(env['environment'])}* · {serving}"]
-    for change in env.get("changes", []):
-        before = f"v{change['from_version']}" if change.get("from_version") else "nothing"
-        lines.append(f"↪ {escape(change['action'])} {before} → v{change['version']} at {_time(change['at'], zone)}")
+    lines += [move_text(change, zone) for change in env.get("changes", [])]
     metrics = env.get("metrics", [])
+    if env.get("stable_no_data"):
+        quiet = env["stable_no_data"]
+        since = f" (serving since {_time(quiet['since'], zone)})" if quiet.get("since") else ""
+        before = [f"{escape(m['metric'])} {textfmt.number(m['previous_version_mean'])}" for m in metrics
+                  if m.get("previous_version_mean") is not None][:3]
+        lines.append(f"v{quiet['version']}: no data yet{since}"
+                     + (f" · v{metrics[0]['previous_version']} before: " + ", ".join(before) if before else ""))
     if env.get("availability"):
         lines.append(_availability_text(env["availability"]))
     if env.get("drift"):
         lines.append(_drift_text(env["drift"]))
+    if env.get("data_quality") and env["data_quality"].get("issues"):
+        lines.append(_quality_text(env["data_quality"]))
+    if env.get("label_coverage") is not None:
+        lines.append(f"labels for {env['label_coverage'] * 100:.0f}% of the window's predictions")
     headline = [m for m in metrics if m["kind"] in ("availability", "drift")]
     if headline:
         lines.append(" · ".join(f"{escape(m['metric'])} {_value(m)} {ARROWS[m.get('verdict')]}".strip()
                                 for m in headline))
     if env.get("firing"):
         lines.append("🔔 firing: " + ", ".join(escape(name) for name in env["firing"]))
-    table = [m for m in metrics if m["kind"] == "metric"]
+    table = [m for m in metrics if m["kind"] == "metric" and m.get("mean") is not None]
     if table:
-        rows = [[m["metric"], _value(m), _value(m, "last"), _change(m)] for m in table]
-        lines.append(code_block(textfmt.table(["metric", "avg", "last", "vs prev"], rows).splitlines(), 1200))
+        against = next((m["previous_version"] for m in table if m.get("delta_vs_previous_version") is not None), None)
+        headers = ["metric", "avg", "last", "vs prev"] + ([f"vs v{against}"] if against else [])
+        rows = [[m["metric"], _value(m), _value(m, "last"), _change(m)]
+                + ([_change(m, "delta_vs_previous_version")] if against else []) for m in table]
+        lines.append(code_block(textfmt.table(headers, rows).splitlines(), 1200))
     if env.get("more_metrics"):
         lines.append(f"_… and {env['more_metrics']} more metrics_")
     if env.get("no_data_since"):
@@ -83,6 +108,15 @@ def _environment_text(env: Mapping[str, Any], zone: zoneinfo.ZoneInfo) -> str:
     elif env.get("never"):
         lines.append("⚠️ no data yet: no source has reported metrics for this environment")
     return "\n".join(lines)
+
+
+def _quality_text(q: Mapping[str, Any]) -> str:
+    words = {"missing": "missing", "out_of_range": "out of range", "new_category": "new categories",
+             "wrong_type": "wrong type"}
+    issues = [f"{escape(i['feature'])} {words.get(i['kind'], escape(i['kind']))} {i['share'] * 100:.1f}%"
+              for i in q["issues"]]
+    more = f" (+{q['more_issues']} more)" if q.get("more_issues") else ""
+    return "data quality: " + ", ".join(issues) + more
 
 
 def _duration(seconds: float) -> str:

@@ -1,5 +1,7 @@
 """The digest's PNG chart: metric trends over the window, one small panel per metric, with
-version changes marked.
+pointer moves marked (one labelled line each; the domain already merged moves that were
+close, so there are at most a handful), alert thresholds drawn as lines, and each metric's
+unit on its axis.
 
 Rendered with matplotlib's object API on the Agg canvas, never `pyplot`: pyplot keeps global
 figure state that is not thread-safe, and jobs run in a thread pool in a headless server.
@@ -18,7 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from bot.domain.digest import ChartData, ChartSeries
+from bot.domain.monitoring.digest import ChartData, ChartSeries
+from bot.domain.monitoring.metric_names import unit as metric_unit
 
 WIDTH_IN = 8.0
 ROW_HEIGHT_IN = 2.4
@@ -71,14 +74,23 @@ def _panel(ax: Axes, metric: str, series: list[ChartSeries], colours: dict[str, 
         ax.plot(xs, ys, color=colours[s.label], linewidth=1.4, label=s.label,
                 marker="o" if len(xs) < 3 else None, markersize=3)
     shown = {s.label for s in series}
-    for marker in chart.markers:
-        if marker.series not in shown:
-            continue
+    markers = sorted((m for m in chart.markers if m.series in shown), key=lambda m: m.at)
+    for i, marker in enumerate(markers):
         at = marker.at.astimezone(zone)
         colour = colours.get(marker.series, "#555555")
         ax.axvline(at, color=colour, linestyle="--", linewidth=1)
-        ax.annotate(marker.text, xy=(at, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
+        # labels alternate between two heights so neighbouring markers never print over each other
+        ax.annotate(marker.text, xy=(at, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10 - 9 * (i % 2)),
                     textcoords="offset points", fontsize=7, color=colour)
+    for threshold in chart.thresholds:
+        if threshold.metric != metric or threshold.series not in shown:
+            continue
+        ax.axhline(threshold.value, color="#b00020", linestyle=":", linewidth=1)
+        ax.annotate(threshold.text, xy=(0.0, threshold.value), xycoords=("axes fraction", "data"),
+                    xytext=(2, 2), textcoords="offset points", fontsize=6, color="#b00020")
+    unit = metric_unit(metric)
+    if unit:
+        ax.set_ylabel(unit, fontsize=7)
     ax.set_title(metric, fontsize=9, loc="left")
     ax.set_xlim(chart.start.astimezone(zone), chart.end.astimezone(zone))
     locator = AutoDateLocator(tz=zone, maxticks=6)

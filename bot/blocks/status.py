@@ -1,6 +1,6 @@
 """Renderers for `/model status`: one model in detail, or every model on a line with badges.
 
-Pure functions from `bot.domain.status` results to a `Message`. Per-feature drift
+Pure functions from `bot.domain.monitoring.status` results to a `Message`. Per-feature drift
 numbers (`psi:age` …) and the raw `up` series are summarised in their own lines rather
 than listed as metrics, so the table stays readable on a phone. Limits: at most
 `MAX_METRIC_ROWS` metrics per environment and 50 blocks per message.
@@ -8,13 +8,15 @@ than listed as metrics, so the table stays readable on a phone. Limits: at most
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from slack_sdk.models.blocks import Block
 
 from bot.blocks import textfmt
 from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, code_block, context, divider, escape, header, section
 from bot.blocks.textfmt import duration
 from bot.domain.compare import verdict
-from bot.domain.status import (
+from bot.domain.monitoring.status import (
     EnvironmentLine,
     EnvironmentStatus,
     MetricStatus,
@@ -24,7 +26,6 @@ from bot.domain.status import (
 )
 
 MAX_METRIC_ROWS = 15
-ARROWS = {"better": "▲", "worse": "▼", "same": "="}
 UPTIME_WARN = 0.99
 UPTIME_BAD = 0.95
 
@@ -32,8 +33,9 @@ UPTIME_BAD = 0.95
 def model_status(status: ModelStatus) -> Message:
     window = duration(status.window)
     blocks: list[Block] = [header(f"{status.model}: status, last {window}")]
-    blocks.append(context(f"▲ better, ▼ worse, by each metric's direction. Δ{window}: this {window} against the "
-                          f"{window} before; Δprev: against the previous version."))
+    blocks.append(context(f"Numbers of the stable version unless labelled. ▲ better, ▼ worse, by each metric's "
+                          f"direction. Δ{window}: this {window} against the {window} before; Δprev: against the "
+                          f"previous version's own numbers before this one took over. Times in UTC."))
     summary = []
     for i, env in enumerate(status.environments):
         if i:
@@ -46,21 +48,17 @@ def model_status(status: ModelStatus) -> Message:
 
 
 def _environment(env: EnvironmentStatus, window: str) -> list[Block]:
-    s = env.serving
-    serving = f"v{s.stable}" if s.stable else "nothing serves"
-    if s.previous:
-        serving += f" (previous v{s.previous})"
-    if s.canary:
-        serving += f" · canary v{s.canary} at {s.canary_weight}%"
-    blocks: list[Block] = [section(f"*{escape(env.environment)}*  {serving}  {_badges(env)}")]
+    blocks: list[Block] = [section(f"*{escape(env.environment)}*  {serving_line(env)}  {_badges(env)}")]
+    if env.stable_has_no_data:
+        blocks.append(context(escape(_no_data_yet(env))))
     rows = [m for name, m in sorted(env.metrics.items()) if _is_plain_metric(name)]
     if rows:
-        lines = textfmt.table(["metric", "latest", f"Δ{window}", "Δprev"],
-                              [_metric_row(m) for m in rows[:MAX_METRIC_ROWS]]).splitlines()
+        headers, cells = _table(env, rows[:MAX_METRIC_ROWS], window)
+        lines = textfmt.table(headers, cells).splitlines()
         if len(rows) > MAX_METRIC_ROWS:
             lines.append(f"… {len(rows) - MAX_METRIC_ROWS} more metrics")
         blocks.append(section(code_block(lines)))
-    facts = [line for line in (_availability(env), _drift(env)) if line]
+    facts = [line for line in (_availability(env), _drift(env), _data_quality(env), _coverage(env, window)) if line]
     if facts:
         blocks.append(section("\n".join(facts)))
     if env.firing:
@@ -69,24 +67,62 @@ def _environment(env: EnvironmentStatus, window: str) -> list[Block]:
         if len(env.firing) > 5:
             lines.append(f"… and {len(env.firing) - 5} more")
         blocks.append(section("\n".join(lines)))
-    if env.notes:
-        blocks.append(context(*(escape(n) for n in env.notes[:5])))
+    notes = [n for n in env.notes if not (env.stable_has_no_data and n.startswith(f"v{env.serving.stable}: no data"))]
+    if notes:
+        blocks.append(context(*(escape(n) for n in notes[:5])))
     return blocks
+
+
+def serving_line(env: EnvironmentStatus) -> str:
+    s = env.serving
+    return textfmt.serving(s.stable, s.previous, s.canary, s.canary_weight, env.stable_since)
+
+
+def _no_data_yet(env: EnvironmentStatus) -> str:
+    """`v4: no data yet (serving since 10 Nov 10:42) · v2 before: accuracy 0.889, latency_p95_ms 48.2`."""
+    s = env.serving
+    text = f"v{s.stable}: no data yet" + (f" (serving since {_when(env.stable_since)})" if env.stable_since else "")
+    before = [f"{m.metric} {textfmt.number(m.previous.stats.mean)}" for name, m in sorted(env.metrics.items())
+              if m.previous is not None and _is_plain_metric(name)][:3]
+    if before:
+        text += f" · v{s.previous} before: " + ", ".join(before)
+    return text
+
+
+def _table(env: EnvironmentStatus, rows: list[MetricStatus], window: str) -> tuple[list[str], list[list[str]]]:
+    s = env.serving
+    subject = f"v{s.stable} latest" if s.stable else "latest"
+    headers = ["metric", subject, f"Δ{window}"]
+    previous = s.previous is not None and any(m.previous for m in rows)
+    canary = s.canary is not None and any(m.canary and m.canary.window for m in rows)
+    if previous:
+        headers += [f"v{s.previous} before", "Δprev"]
+    if canary:
+        headers += [f"canary v{s.canary}", "Δcanary"]
+    cells = []
+    for m in rows:
+        row = [escape(m.metric), "no data yet" if m.value is None else textfmt.number(m.value),
+               _delta(m.change_vs_previous_window, m)]
+        if previous:
+            row += [textfmt.number(m.previous.stats.mean) if m.previous else "–",
+                    _delta(m.change_vs_previous_version, m)]
+        if canary:
+            row += [textfmt.number(m.canary.window.mean) if m.canary and m.canary.window else "–",
+                    _delta(m.canary_vs_stable, m)]
+        cells.append(row)
+    return headers, cells
 
 
 def _is_plain_metric(name: str) -> bool:
     return not is_summary_metric(name)
 
 
-def _metric_row(m: MetricStatus) -> list[str]:
-    return [escape(m.metric), textfmt.number(m.value), _delta(m.change_vs_previous_window, m),
-            _delta(m.change_vs_previous_version, m)]
-
-
 def _delta(delta: float | None, m: MetricStatus) -> str:
-    if delta is None:
-        return "–"
-    return f"{textfmt.signed(delta)} {ARROWS[verdict(delta, m.direction)]}"
+    return textfmt.change(delta, None if delta is None else verdict(delta, m.direction))
+
+
+def _when(at: datetime | None) -> str:
+    return "–" if at is None else f"{at:%d %b %H:%M}"
 
 
 def _availability(env: EnvironmentStatus) -> str | None:
@@ -120,6 +156,28 @@ def _drift(env: EnvironmentStatus) -> str | None:
     return " · ".join(parts)
 
 
+QUALITY_WORDS = {"missing": "missing", "out_of_range": "out of range", "new_category": "new categories",
+                 "wrong_type": "wrong type"}
+
+
+def _data_quality(env: EnvironmentStatus) -> str | None:
+    q = env.data_quality
+    if q is None:
+        return None
+    if not q.issues:
+        return f"*Data quality* {q.features_checked} features clean"
+    issues = [f"{escape(i.feature)} {QUALITY_WORDS[i.kind]} {i.share * 100:.1f}%" for i in q.issues[:3]]
+    more = f" (+{len(q.issues) - 3} more)" if len(q.issues) > 3 else ""
+    return "*Data quality* " + ", ".join(issues) + more
+
+
+def _coverage(env: EnvironmentStatus, window: str) -> str | None:
+    c = env.coverage
+    if c is None or c.share is None:
+        return None
+    return f"*Labels* for {c.share * 100:.0f}% of the last {window}'s predictions"
+
+
 def _badges(env: EnvironmentStatus) -> str:
     badges = []
     a = env.availability
@@ -132,7 +190,7 @@ def _badges(env: EnvironmentStatus) -> str:
     if any(not s.healthy for s in env.sources):
         badges.append(":hourglass: source quiet")
     if not env.has_data:
-        badges.append("_no data_")
+        badges.append("_no data yet_" if env.stable_has_no_data else "_no data_")
     return "  ".join(badges) or ":white_check_mark:"
 
 
@@ -145,8 +203,10 @@ def _uptime_badge(uptime: float, down_now: bool) -> str:
 
 
 def _fallback(env: EnvironmentStatus) -> str:
+    if env.stable_has_no_data:
+        return f"{env.environment} {_no_data_yet(env)}"
     key = [f"{m.metric} {textfmt.number(m.value)}" for name, m in sorted(env.metrics.items())
-           if _is_plain_metric(name)][:4]
+           if _is_plain_metric(name) and m.value is not None][:4]
     return f"{env.environment} " + (", ".join(key) or "no data")
 
 
@@ -176,6 +236,10 @@ def _env_line(e: EnvironmentLine) -> str:
         parts.append(f"{escape(e.quality[0])} {textfmt.number(e.quality[1], 3)}")
     if e.latency:
         parts.append(f"p95 {textfmt.number(e.latency[1], 1)} ms")
+    if e.drift_share is not None:
+        parts.append(f"drift {e.drift_share * 100:.0f}%")
+    if e.label_coverage is not None:
+        parts.append(f"labels {e.label_coverage * 100:.0f}%")
     if e.uptime is not None:
         badges.append(_uptime_badge(e.uptime, False))
     if e.dataset_drift:
@@ -185,5 +249,5 @@ def _env_line(e: EnvironmentLine) -> str:
     if e.stale:
         badges.append(":hourglass: stale")
     if e.newest is None:
-        badges.append("_no data_")
+        badges.append("_no data yet_" if e.stable else "_no data_")
     return " · ".join(parts) + "  " + ("  ".join(badges) or ":white_check_mark:")

@@ -13,9 +13,15 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block
 
 from bot.blocks.base import MAX_MESSAGE_BLOCKS, Message, context, escape, header, section
+from bot.domain.channels import is_user
 from bot.domain.subscriptions import SubscriptionView
 
 PER_PAGE = MAX_MESSAGE_BLOCKS - 4
+
+
+def where(target: str) -> str:
+    """A channel as a link; a person's user id as their DM."""
+    return f"the DM of <@{target}>" if is_user(target) else f"<#{target}>"
 
 
 def _subject(view: SubscriptionView) -> str:
@@ -31,14 +37,14 @@ def next_run_text(view: SubscriptionView, now: datetime) -> str:
 
 
 def _line(view: SubscriptionView, now: datetime, *, with_channel: bool) -> str:
-    where = f" in <#{view.channel}>" if with_channel else ""
-    return (f"• {view.schedule.frequency.capitalize()} digest of {_subject(view)}{where}: "
+    place = f" in {where(view.channel)}" if with_channel else ""
+    return (f"• {view.schedule.frequency.capitalize()} digest of {_subject(view)}{place}: "
             f"{escape(view.schedule.describe())}; next {next_run_text(view, now)}")
 
 
 def subscribed(view: SubscriptionView, created: bool, now: datetime) -> Message:
     verb = "Subscribed" if created else "Changed the digest in"
-    text = (f"{verb} <#{view.channel}>: {view.schedule.frequency} digest of {_subject(view)}, "
+    text = (f"{verb} {where(view.channel)}: {view.schedule.frequency} digest of {_subject(view)}, "
             f"{escape(view.schedule.describe())}. Next: {next_run_text(view, now)}.")
     return Message.build(text, [section(text), context(
         "Each digest shows the key numbers per environment with ▲/▼ against the previous period, drift, "
@@ -46,16 +52,16 @@ def subscribed(view: SubscriptionView, created: bool, now: datetime) -> Message:
 
 
 def unsubscribed(views: Sequence[SubscriptionView]) -> Message:
-    lines = [f"• {v.schedule.frequency} digest of {_subject(v)} in <#{v.channel}>" for v in views]
+    lines = [f"• {v.schedule.frequency} digest of {_subject(v)} in {where(v.channel)}" for v in views]
     text = f"Stopped {len(views)} digest{'s' if len(views) != 1 else ''}:\n" + "\n".join(lines)
     return Message.build(text, [section(text)])
 
 
 def subscription_list(views: Sequence[SubscriptionView], now: datetime, *, channel: str | None) -> Message:
-    title = "Digests in this channel" if channel else "All digests"
+    title = ("Digests in your DM" if is_user(channel) else "Digests in this channel") if channel else "All digests"
     if not views:
-        where = f"<#{channel}>" if channel else "any channel"
-        text = f"There are no digests in {where} yet: for example `/model subscribe churn daily 09:00 Europe/Berlin`."
+        place = where(channel) if channel else "any channel"
+        text = f"There are no digests in {place} yet: for example `/model subscribe churn daily 09:00 Europe/Berlin`."
         return Message.build(text, [section(text)])
     blocks: list[Block] = [header(title)]
     lines = [_line(v, now, with_channel=channel is None) for v in views[:200]]

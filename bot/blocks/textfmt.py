@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -23,10 +23,28 @@ def number(value: float | None, digits: int = 4) -> str:
 
 
 def signed(value: float | None, digits: int = 4) -> str:
+    """`+0.0123`, `-3.5`, `0`: one minus sign everywhere (the ASCII one `number` writes too). A change
+    too small for `digits` decimals keeps two significant digits rather than reading as zero."""
     if value is None or math.isnan(value):
         return "–"
     text = number(abs(value), digits)
-    return ("+" if value > 0 else "−" if value < 0 else "±") + text
+    if text == "0" and value != 0:
+        text = number(abs(value), min(10, max(digits, -math.floor(math.log10(abs(value))) + 1)))
+    if text == "0":
+        return "0"
+    return ("+" if value > 0 else "-") + text
+
+
+ARROWS = {"better": "▲", "worse": "▼"}
+
+
+def change(delta: float | None, verdict: str | None, digits: int = 4) -> str:
+    """A change with its arrow: `+0.012 ▲`, `-3.5 ▼`; a change of zero is `0`, with no arrow."""
+    if delta is None:
+        return "–"
+    text = signed(delta, digits)
+    arrow = ARROWS.get(verdict or "", "") if text != "0" else ""
+    return f"{text} {arrow}".rstrip()
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -51,3 +69,16 @@ def duration(value: timedelta) -> str:
     if hours < 48:
         return f"{hours}h {rest // 60}m"
     return f"{hours // 24}d {hours % 24}h"
+
+
+def serving(stable: int | None, previous: int | None, canary: int | None, weight: int,
+            since: datetime | None = None) -> str:
+    """`v4 since 10 Nov 10:42 (previous v2) · canary v5 at 25%` (times as given: status shows UTC)."""
+    if not stable:
+        return "nothing serves"
+    text = f"v{stable}" + (f" since {since:%d %b %H:%M}" if since else "")
+    if previous:
+        text += f" (previous v{previous})"
+    if canary:
+        text += f" · canary v{canary} at {weight}%"
+    return text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
@@ -34,6 +34,9 @@ class Parser(argparse.ArgumentParser):
     """argparse prints usage plus a message; we want one line that says what to type."""
 
     def error(self, message: str) -> NoReturn:
+        # argparse lists every choice after an unknown one; --help lists them better
+        message = re.sub(r"invalid choice: ('[^']*') \(choose from .*\)$", r"invalid choice: \1",
+                         message, flags=re.S)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
@@ -52,8 +55,9 @@ def pairs(values: Sequence[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def default_actor() -> str:
-    return os.environ.get("MODELBOT_ACTOR") or getpass.getuser()
+def default_actor(services: Services) -> str:
+    """$MODELBOT_ACTOR, else the login name."""
+    return services.settings.actor or getpass.getuser()
 
 
 def emit(args: argparse.Namespace, document: Any, text: Callable[[], str]) -> None:
@@ -82,3 +86,13 @@ def slack_groups(services: Services) -> None:
 
         attach_group_resolver(services, make_web_client(services.settings.slack_bot_token,
                                                         services.settings.slack_api_url))
+
+
+def slack_channels(services: Services) -> None:
+    """Look `#channel-name` up through Slack when a bot token is configured (else ids only)."""
+    if services.settings.slack_bot_token:
+        from bot.slack.channels import attach_channel_resolver
+        from bot.slack.client import make_web_client
+
+        attach_channel_resolver(services, make_web_client(services.settings.slack_bot_token,
+                                                          services.settings.slack_api_url))

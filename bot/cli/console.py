@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -367,7 +366,7 @@ class Shell:
         from bot.domain.subscriptions import Subscriptions
         from bot.jobs import jobs
 
-        for sub in Subscriptions(self.services.registry).list_all():
+        for sub in Subscriptions(self.services.registry, self.services.policy).list_all():
             fire = sub.next_run(since)
             if fire is not None and fire <= now:
                 jobs.send_digest(sub.id, fire.isoformat())
@@ -474,7 +473,7 @@ def welcome(created: list[str], shell: Shell, demo: bool, style: Style) -> str:
 def main(services: Services, args: argparse.Namespace) -> int:
     """Run the shell for `modelbot shell`; returns the exit code (0 at EOF or `exit`)."""
     interactive = sys.stdin.isatty()
-    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    colour = sys.stdout.isatty() and services.settings.terminal_colour
     style = ANSI if colour else PLAIN
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
@@ -485,7 +484,7 @@ def main(services: Services, args: argparse.Namespace) -> int:
 
         directory = Directory(Names(users={v: k for k, v in demo_data.PEOPLE.items()}, channels=demo_data.CHANNELS),
                               demo_data.PEOPLE)
-    user = getattr(args, "user", None) or os.environ.get("MODELBOT_SHELL_USER") or DEFAULT_USER
+    user = getattr(args, "user", None) or services.settings.shell_user or DEFAULT_USER
     actor = handlers.Actor(directory.user_id(user), getattr(args, "channel", None) or DEFAULT_CHANNEL)
     preview = demo if getattr(args, "preview", None) is None else bool(args.preview)
     created: list[str] = []

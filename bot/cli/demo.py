@@ -269,7 +269,7 @@ def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
     """A week of hourly monitoring samples per environment up to now, so `/model status`, digests
     and alert rules have something to show; for the incident's series, five-minute samples over
     the last hour, the error rate climbing past the rule. Deterministic (seeded by the model name)."""
-    from bot.domain.samples import SampleIn, Samples
+    from bot.domain.monitoring.samples import SampleIn, Samples
 
     rng = random.Random(model.name)
     samples = Samples(registry)
@@ -285,8 +285,10 @@ def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
         for hour in range(7 * 24, -1, -1):
             at = now - timedelta(hours=hour)
             daily = math.sin(2 * math.pi * at.hour / 24)
+            quality = (_regression_hour(rng, spec.metrics["rmse"]) if "rmse" in spec.metrics else
+                       {"accuracy": base_quality - 0.004 * hour / 168 + rng.gauss(0, 0.002)})
             values = {
-                "accuracy": base_quality - 0.004 * hour / 168 + rng.gauss(0, 0.002),
+                **quality,
                 "latency_p95_ms": base_latency * (1 + 0.25 * daily) + rng.gauss(0, 1.5),
                 "error_rate": max(0.0, 0.004 + 0.002 * daily + rng.gauss(0, 0.001)),
                 "drift_share": max(0.0, 0.05 + 0.1 * (1 - hour / 168) + rng.gauss(0, 0.02)),
@@ -304,7 +306,7 @@ def _seed_samples(registry: Registry, model: DemoModel, now: datetime) -> None:
 def _incident_samples(model: str, env: str, version: int, now: datetime, rng: random.Random) -> list[object]:
     """The error rate every five minutes over the last hour: normal, then from INCIDENT_STARTED
     ago rising to about 3.5 % (the rule fires above 2 %)."""
-    from bot.domain.samples import SampleIn
+    from bot.domain.monitoring.samples import SampleIn
 
     out = []
     steps = int(timedelta(hours=1) / INCIDENT_STEP)
@@ -328,6 +330,16 @@ def _replay_alert_cycles(services: Services, now: datetime) -> None:
         at = now - ago
         sync_rules(services.registry, config, at)
         build_engine(services, config, clock=lambda at=at: at).evaluate()
+
+
+def _regression_hour(rng: random.Random, rmse: float) -> dict[str, float]:
+    """A regressor's hour: 60 predictions around their labels, scored by the monitoring maths
+    (MAE, RMSE, R², MAPE as scikit-learn defines them)."""
+    from bot.domain.monitoring.regression import regression_report
+
+    labels = [rng.gammavariate(3.0, 40.0) for _ in range(60)]
+    predictions = [y + rng.gauss(0, rmse) for y in labels]
+    return regression_report(labels, predictions).metrics()
 
 
 def _seed_model(registry: Registry, model: DemoModel, clock: _DemoClock) -> None:

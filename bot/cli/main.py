@@ -13,13 +13,25 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bot.cli import deploy, mlflow, monitoring, outbox, registry, scheduler, serve, shell, tokens
+from bot.cli import (
+    alerts,
+    deploy,
+    mlflow,
+    monitoring,
+    outbox,
+    registry,
+    scheduler,
+    serve,
+    shell,
+    subscriptions,
+    tokens,
+)
 from bot.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, Parser, Run
 from bot.domain.errors import ModelbotError, Unavailable
 
 PROCESS_UMASK = 0o077
 # In the order of `modelbot --help`.
-GROUPS = (registry, deploy, serve, shell, mlflow, tokens, outbox, monitoring, scheduler)
+GROUPS = (registry, deploy, serve, shell, mlflow, tokens, outbox, monitoring, alerts, subscriptions, scheduler)
 
 
 def build_parser() -> argparse.ArgumentParser:

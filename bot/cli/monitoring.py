@@ -34,7 +34,9 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     p.add_argument("--window", default="1h", type=_duration, help="window length (default 1h)")
     p.add_argument("--column", action="append", metavar="ROLE=NAME",
                    help="column name for a role: timestamp, prediction, label, score, latency_ms, model, "
-                        "version, env (repeatable)")
+                        "version, env, id (repeatable); score=proba_* names one probability column per class")
+    p.add_argument("--task", default="classification", choices=["classification", "regression"])
+    p.add_argument("--labels", metavar="PATH", help="labels kept apart (columns id, label): joined by the id column")
     p.add_argument("--positive-label", default="1", help="the positive class for precision/recall/AUC (default 1)")
     p.add_argument("--drift-method", default="psi",
                    choices=["psi", "auto", "ks", "chisquare", "z", "wasserstein", "jensenshannon"])
@@ -42,7 +44,7 @@ def add_commands(command: AddCommand, sub: Any) -> None:
 
 
 def cmd_status(services: Services, args: argparse.Namespace) -> None:
-    from bot.domain import status
+    from bot.domain.monitoring import status
 
     query = services.status_query(args.model, args.window)
     if args.model is None:
@@ -56,9 +58,9 @@ def cmd_status(services: Services, args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(services: Services, args: argparse.Namespace) -> None:
-    from bot.sources.ingest import ingest
-    from bot.sources.log_reader import Location
-    from bot.sources.prediction_logs import ROLES, LogSpec
+    from bot.domain.monitoring.ingest import ingest
+    from bot.domain.monitoring.log_files import Location
+    from bot.domain.monitoring.prediction_logs import ROLES, LabelsSpec, LogSpec
 
     columns = {}
     for raw in args.column or ():
@@ -76,9 +78,10 @@ def cmd_ingest(services: Services, args: argparse.Namespace) -> None:
     if args.chunk_rows < 1:
         raise InvalidInput("--chunk-rows must be positive.")
     positive: Any = int(args.positive_label) if args.positive_label.lstrip("-").isdigit() else args.positive_label
+    labels = None if args.labels is None else LabelsSpec(Location(path=args.labels))
     spec = LogSpec(model=args.model, environment=args.env, version=args.version, features=features,
                    reference=args.reference, window=args.window, columns=columns, chunk_rows=args.chunk_rows,
-                   drift_method=args.drift_method, positive_label=positive)
+                   drift_method=args.drift_method, positive_label=positive, task=args.task, labels=labels)
     result = ingest(services.registry, Location(path=args.path), spec, now=services.clock())
     emit(args, result.to_dict(), lambda: _ingest_text(result))
 
@@ -87,22 +90,38 @@ def cmd_ingest(services: Services, args: argparse.Namespace) -> None:
 
 
 def _status_text(s: Any, window: str) -> str:
-    from bot.domain.status import is_summary_metric
+    from bot.domain.compare import verdict
+    from bot.domain.monitoring.status import is_summary_metric
 
-    out = [f"{s.model}: status over the last {window}"]
+    out = [f"{s.model}: status over the last {window} (numbers of the stable version unless labelled; UTC)"]
     for env in s.environments:
         serving = env.serving
-        line = f"\n{env.environment}: " + (f"v{serving.stable}" if serving.stable else "nothing serves")
-        if serving.previous:
-            line += f" (previous v{serving.previous})"
-        if serving.canary:
-            line += f", canary v{serving.canary} at {serving.canary_weight}%"
-        out.append(line)
-        rows = [[m.metric, textfmt.number(m.value), textfmt.signed(m.change_vs_previous_window),
-                 textfmt.signed(m.change_vs_previous_version), f"{m.at:%Y-%m-%d %H:%M}"]
-                for name, m in sorted(env.metrics.items()) if not is_summary_metric(name)]
+        out.append(f"\n{env.environment}: " + textfmt.serving(serving.stable, serving.previous, serving.canary,
+                                                               serving.canary_weight, env.stable_since))
+        rows = [m for name, m in sorted(env.metrics.items()) if not is_summary_metric(name)]
         if rows:
-            out.append(textfmt.table(["metric", "latest", f"Δ{window}", "Δprev", "at (UTC)"], rows))
+            headers = ["metric", f"v{serving.stable}" if serving.stable else "latest", f"Δ{window}"]
+            if serving.previous:
+                headers += [f"v{serving.previous} before", "Δprev"]
+            if serving.canary:
+                headers += [f"canary v{serving.canary}"]
+            headers.append("at (UTC)")
+
+            def change(delta: float | None, direction: str) -> str:
+                return textfmt.change(delta, None if delta is None else verdict(delta, direction))  # type: ignore[arg-type]
+
+            table = []
+            for m in rows:
+                row = [m.metric, "no data yet" if m.value is None else textfmt.number(m.value),
+                       change(m.change_vs_previous_window, m.direction)]
+                if serving.previous:
+                    row += [textfmt.number(m.previous.stats.mean) if m.previous else "–",
+                            change(m.change_vs_previous_version, m.direction)]
+                if serving.canary:
+                    row.append(textfmt.number(m.canary.window.mean) if m.canary and m.canary.window else "–")
+                row.append("–" if m.at is None else f"{m.at:%Y-%m-%d %H:%M}")
+                table.append(row)
+            out.append(textfmt.table(headers, table))
         a = env.availability
         if a is not None and a.uptime is not None:
             extra = "".join([f", MTTR {a.mttr}" if a.mttr is not None else "",
@@ -114,6 +133,13 @@ def _status_text(s: Any, window: str) -> str:
             share = "–" if d.drift_share is None else f"{d.drift_share * 100:.0f}%"
             out.append(f"drift: {share} of features" + (", dataset drift" if d.dataset_drift else "")
                        + (f"; drifting: {top}" if top else ""))
+        q = env.data_quality
+        if q is not None:
+            issues = ", ".join(f"{i.feature} {i.kind.replace('_', ' ')} {i.share * 100:.1f}%" for i in q.issues[:5])
+            out.append(f"data quality: {issues or f'{q.features_checked} features clean'}")
+        c = env.coverage
+        if c is not None and c.share is not None:
+            out.append(f"labels: for {c.share * 100:.0f}% of the last {window}'s predictions")
         for alert in env.firing:
             out.append(f"firing: {alert.get('name', 'alert')} {alert.get('summary', '')}".rstrip())
         out += [f"note: {n}" for n in env.notes]
@@ -124,22 +150,27 @@ def _overview_text(o: Any, window: str) -> str:
     rows = []
     for line in o.models:
         for e in line.environments or ():
+            drift = "–" if e.drift_share is None else f"{e.drift_share * 100:.0f}%"
             rows.append([line.model, e.environment, f"v{e.stable}" if e.stable else "–",
                          f"{e.quality[0]} {textfmt.number(e.quality[1], 3)}" if e.quality else "–",
                          textfmt.number(e.latency[1], 1) if e.latency else "–",
                          "–" if e.uptime is None else f"{e.uptime * 100:.2f}%",
-                         "yes" if e.dataset_drift else "–", e.firing or "–", "stale" if e.stale else ""])
+                         drift + (" (dataset)" if e.dataset_drift else ""),
+                         "–" if e.label_coverage is None else f"{e.label_coverage * 100:.0f}%",
+                         e.firing or "–", "stale" if e.stale else ("no data yet" if e.newest is None else "")])
         if not line.environments:
-            rows.append([line.model, "–", "–", "–", "–", "–", "–", "–", "no data"])
+            rows.append([line.model, "–", "–", "–", "–", "–", "–", "–", "–", "no data"])
     if not rows:
         return "No models registered yet."
     return f"last {window}\n" + textfmt.table(
-        ["model", "env", "serving", "quality", "p95 ms", "uptime", "drift", "firing", ""], rows)
+        ["model", "env", "serving", "quality", "p95 ms", "uptime", "drift", "labels", "firing", ""], rows)
 
 
 def _ingest_text(result: Any) -> str:
     s = result.summary
     windows = s.windows
+    regression = any(w.digest.regression is not None for w in windows)
+    quality = ("mae", "rmse", "r2") if regression else ("accuracy", "f1", "roc_auc")
     head = (f"recorded {result.recorded} samples for {result.model} from {result.location}: {s.rows_used:,} of "
             f"{s.rows_read:,} rows in {len(windows)} window(s) from {windows[0].start:%Y-%m-%d %H:%M} to "
             f"{windows[-1].end:%Y-%m-%d %H:%M} UTC")
@@ -148,15 +179,14 @@ def _ingest_text(result: Any) -> str:
         m = w.metrics(result.now)
         rows.append([w.environment, f"v{w.version}" if w.version else "–", f"{w.start:%Y-%m-%d %H:%M}",
                      w.digest.rows, *(textfmt.number(m.get(k)) for k in
-                                      ("accuracy", "f1", "roc_auc", "latency_p95_ms", "drift_share"))])
-    table = textfmt.table(["env", "version", "window start", "rows", "accuracy", "f1", "roc_auc", "p95 ms",
-                           "drift share"], rows)
+                                      (*quality, "latency_p95_ms", "drift_share"))])
+    table = textfmt.table(["env", "version", "window start", "rows", *quality, "p95 ms", "drift share"], rows)
     notes = "".join(f"\nnote: {n}" for n in s.notes)
     return f"{head}\n{table}{notes}"
 
 
 def _duration(raw: str) -> timedelta:
-    from bot.config.toml_file import parse_duration
+    from bot.domain.durations import parse_duration
 
     try:
         value = parse_duration(raw)

@@ -34,7 +34,7 @@ def cmd_register(services: Services, args: argparse.Namespace) -> None:
         NewVersion(
             model=args.model,
             artifact_uri=args.artifact,
-            actor=args.actor or default_actor(),
+            actor=args.actor or default_actor(services),
             metrics=pairs(args.metric, "metric"),
             params=pairs(args.param, "param"),
             tags=pairs(args.tag, "tag"),

@@ -10,7 +10,6 @@ finish and waits for listeners that are still replying, then exits 0.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -18,6 +17,8 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
@@ -26,7 +27,7 @@ from bot.config.settings import Settings
 from bot.domain.errors import Unavailable
 from bot.listeners.app import Mode, build_app
 from bot.redaction import redact_text
-from bot.web.app import create_web_app
+from bot.web.app import SLACK_EVENTS_PATH, create_web_app
 from bot.web.server import ServerThread, make_server
 
 if TYPE_CHECKING:
@@ -96,37 +97,60 @@ def make_socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
     return SocketModeHandler(app, app_token=settings.slack_app_token, web_client=app.client, logger=app.logger)
 
 
+def slack_configured(settings: Settings, mode: Mode) -> bool:
+    """HTTP mode with no Slack setting at all serves the REST API alone (a pipeline needs no
+    Slack app); a partial Slack configuration, or Socket Mode, needs every setting."""
+    return mode == "socket" or bool(settings.slack_bot_token or settings.slack_signing_secret)
+
+
 def serve(services: Services, *, mode: Mode, host: str = "127.0.0.1", port: int = 3000) -> None:
-    """Block until SIGTERM/SIGINT. Missing Slack settings raise ConfigError before anything starts."""
-    bolt_app = build_app(services, mode)
+    """One process; blocks until SIGTERM/SIGINT. Missing Slack settings raise ConfigError
+    before anything starts. (`serve --workers N`: bot.cli.workers.)"""
+    bolt_app = build_app(services, mode) if slack_configured(services.settings, mode) else None
+    if bolt_app is None:
+        log.warning(API_ONLY_NOTE)
     stop = threading.Event()
     previous = _install_stop_handlers(stop)
-    from bot.delivery import start_delivery
-    from bot.jobs.runner import start_background
-
-    # the outbox worker: the only path by which state changes reach Slack and webhooks
-    delivery = start_delivery(services, stop) if delivery_enabled() else None
-    scheduler = start_background(services)  # the leader-elected scheduler (MODELBOT_SCHEDULER=off: none)
+    background = Background(services, bolt_app, stop)
     try:
         if mode == "http":
             _serve_http(services, bolt_app, host, port)
         else:
+            assert bolt_app is not None
             _serve_socket(services, bolt_app, host, port, stop)
     finally:
-        stop.set()  # in HTTP mode uvicorn handles the signals itself and may never set it
-        if scheduler is not None:
-            scheduler.stop()
-        if delivery is not None:
-            delivery.join(timeout=15)
-        _drain_listeners(bolt_app)
+        background.stop()  # in HTTP mode uvicorn handles the signals itself and may never set `stop`
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("modelbot stopped")
 
 
-def delivery_enabled() -> bool:
-    """MODELBOT_DELIVERY=off when another process runs `modelbot deliver`."""
-    return os.environ.get("MODELBOT_DELIVERY", "on").lower() not in ("off", "0", "false", "no")
+API_ONLY_NOTE = ("no Slack settings (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET): serving the REST API only; "
+                 "POST /slack/events answers 503, and messages for Slack wait in the outbox")
+
+
+class Background:
+    """What runs beside the web server: the outbox delivery worker (the only path by which
+    state changes reach Slack and webhooks; it needs the bot token) and the leader-elected
+    scheduler (MODELBOT_SCHEDULER=off: none)."""
+
+    def __init__(self, services: Services, bolt_app: App | None, stop: threading.Event) -> None:
+        from bot.delivery import start_delivery
+        from bot.jobs.runner import start_background
+
+        self.bolt_app, self.stop_event = bolt_app, stop
+        deliver = services.settings.delivery and bool(services.settings.slack_bot_token)
+        self.delivery = start_delivery(services, stop) if deliver else None
+        self.scheduler = start_background(services)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.delivery is not None:
+            self.delivery.join(timeout=15)
+        if self.bolt_app is not None:
+            _drain_listeners(self.bolt_app)
 
 
 def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
@@ -143,18 +167,38 @@ def _install_stop_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
     return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
-def web_app(services: Services, bolt_app: App | None) -> Any:
+def web_app(services: Services, bolt_app: App | None, *, slack_off: bool = False) -> Any:
     """Everything served over HTTP in either mode: Slack (HTTP mode only), probes, the REST API,
-    MLflow's webhooks."""
+    MLflow's webhooks, with cached serving-state reads answered in front of it all
+    (`ServingFastPath`). `slack_off`: HTTP mode without Slack settings, where POST /slack/events
+    says so (503)."""
     from bot.web import mlflow_webhook
     from bot.web.api.app import create_api_app
+    from bot.web.api.fast_path import ServingFastPath
 
-    return create_web_app(services, bolt_app, routers=[mlflow_webhook.router(services)],
-                          mounts={API_PREFIX: create_api_app(services)})
+    api = create_api_app(services)
+    routers = [mlflow_webhook.router(services)] + ([slack_not_configured()] if slack_off else [])
+    web = create_web_app(services, bolt_app, routers=routers, mounts={API_PREFIX: api})
+    return ServingFastPath(web, api.state.context, api.state.serving, API_PREFIX)
 
 
-def _serve_http(services: Services, bolt_app: App, host: str, port: int) -> None:
-    server = make_server(web_app(services, bolt_app), host, port)
+def slack_not_configured() -> APIRouter:
+    router = APIRouter()
+
+    @router.post(SLACK_EVENTS_PATH, include_in_schema=False)
+    def slack_events() -> JSONResponse:
+        return JSONResponse({"error": {"code": "slack_not_configured", "message": SLACK_OFF_MESSAGE}},
+                            status_code=503)
+
+    return router
+
+
+SLACK_OFF_MESSAGE = ("Slack is not configured on this server: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and "
+                     "restart it. The REST API under /api/v1 works without them.")
+
+
+def _serve_http(services: Services, bolt_app: App | None, host: str, port: int) -> None:
+    server = make_server(web_app(services, bolt_app, slack_off=bolt_app is None), host, port)
     log.info("starting HTTP mode: POST /slack/events, GET /healthz, GET /metrics, /api/v1")
     try:
         server.run()  # uvicorn handles SIGTERM/SIGINT itself: stop accepting, finish requests

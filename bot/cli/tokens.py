@@ -1,4 +1,4 @@
-"""`modelbot token create|list|revoke`: API tokens for CI/CD (the secret is printed once)."""
+"""`modelbot token create|rotate|revoke|list`: API tokens for CI/CD (a secret is printed once)."""
 
 from __future__ import annotations
 
@@ -19,24 +19,41 @@ def add_commands(command: AddCommand, sub: Any) -> None:
     actions.required = True
     create = actions.add_parser("create", help="create a token and print its secret once")
     create.set_defaults(func=cmd_create)
-    create.add_argument("--name", required=True, help="who the token acts as in the audit log, e.g. ci-churn")
+    create.add_argument("--name", required=True, help="who the token acts as in the audit log, e.g. ci-churn "
+                        "(unique among active tokens)")
     create.add_argument("--scopes", required=True, metavar="S1,S2",
                         help="comma-separated: " + ", ".join(SCOPES))
-    create.add_argument("--actor", metavar="NAME", help="who creates it (default $MODELBOT_ACTOR or your login)")
-    create.add_argument("--json", action="store_true")
-    listing = actions.add_parser("list", help="tokens with scopes, last use and revocation (never secrets)")
-    listing.set_defaults(func=cmd_list)
-    listing.add_argument("--json", action="store_true")
+    rotate = actions.add_parser("rotate", help="a new secret for a token (same name and scopes); the old secret "
+                                "stops working at once")
+    rotate.set_defaults(func=cmd_rotate)
+    rotate.add_argument("name")
     revoke = actions.add_parser("revoke", help="revoke a token by name (takes effect at once)")
     revoke.set_defaults(func=cmd_revoke)
     revoke.add_argument("name")
-    revoke.add_argument("--json", action="store_true")
+    for p in (create, rotate, revoke):
+        p.add_argument("--actor", metavar="NAME", help="who does it, for the audit log (default $MODELBOT_ACTOR or "
+                       "your login)")
+        p.add_argument("--json", action="store_true")
+    listing = actions.add_parser("list", help="tokens with scopes, last use and revocation (never secrets)")
+    listing.set_defaults(func=cmd_list)
+    listing.add_argument("--json", action="store_true")
 
 
 def cmd_create(services: Services, args: argparse.Namespace) -> None:
-    view, secret = Tokens(services.registry).create(args.name, args.scopes, actor=args.actor or default_actor(),
+    view, secret = Tokens(services.registry).create(args.name, args.scopes, actor=args.actor or default_actor(services),
                                                     now=services.clock())
     emit(args, {**view.to_dict(), "token": secret}, lambda: secret)
+
+
+def cmd_rotate(services: Services, args: argparse.Namespace) -> None:
+    rotated = Tokens(services.registry).rotate(args.name, actor=args.actor or default_actor(services), now=services.clock())
+    view, secret = rotated.issued
+    emit(args, {**view.to_dict(), "token": secret, "revoked": rotated.revoked.to_dict()}, lambda: secret)
+
+
+def cmd_revoke(services: Services, args: argparse.Namespace) -> None:
+    view = Tokens(services.registry).revoke(args.name, actor=args.actor or default_actor(services), now=services.clock())
+    emit(args, view.to_dict(), lambda: f"token {view.name} revoked")
 
 
 def cmd_list(services: Services, args: argparse.Namespace) -> None:
@@ -45,10 +62,5 @@ def cmd_list(services: Services, args: argparse.Namespace) -> None:
              f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
              f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"] for t in tokens]
     emit(args, {"tokens": [t.to_dict() for t in tokens]},
-          lambda: textfmt.table(["name", "prefix", "scopes", "by", "last used", "state"], rows) if rows
-          else "no tokens yet: modelbot token create --name ci --scopes versions:write")
-
-
-def cmd_revoke(services: Services, args: argparse.Namespace) -> None:
-    view = Tokens(services.registry).revoke(args.name, now=services.clock())
-    emit(args, view.to_dict(), lambda: f"token {view.name} revoked")
+         lambda: textfmt.table(["name", "prefix", "scopes", "by", "last used", "state"], rows) if rows
+         else "no tokens yet: modelbot token create --name ci --scopes read,versions:write")

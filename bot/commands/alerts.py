@@ -7,6 +7,7 @@
     alert list [MODEL]
     alert rm RULE
     alerts [MODEL]                              firing, pending and silenced now
+    ack ALERT                                   acknowledge an alert (the card's Acknowledge)
     silences [MODEL]
     silence MODEL[@ENV] DURATION [rule RULE] [reason…]
     unsilence SILENCE
@@ -18,11 +19,12 @@ which models, metrics and environments exist, and who may change rules, is the d
 the handler's business, so a refusal for either reason stores nothing.
 
 Channels: Slack sends a channel the user picked from the `#` list as `<#C123|name>` (the
-manifest sets `should_escape: true`), which names an existing channel by construction. A bare
-`#name` is text Slack could not match to a channel, so it is refused here with a hint. A raw
-id (`C0123ABCD`, from the channel details, or typed in the shell) is accepted by shape; the bot
-cannot tell whether it exists without the `channels:read`/`groups:read` scopes, so if it does
-not, the alert card's delivery fails with `channel_not_found` (visible in `modelbot outbox`).
+manifest sets `should_escape: true`); a raw id (`C0123ABCD`) is accepted by shape; a `#name`
+Slack did not turn into a link (typed fast, or in the shell) stays a name here, and the handler
+looks it up through Slack's conversations API before the rule is added (no network in a parser).
+
+The rule words become the domain's one rule shape (`parse_rule`, which modelbot.toml's
+`[[alerts.rules]]` uses too), so `alert add` and the file accept exactly the same rules.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import re
 from dataclasses import dataclass
 
 from bot.commands.grammar import Command, CommandSpec, UsageError, command, env_token, expect
-from bot.domain.alerting.rules import NO_DATA, OPS, TARGETS, RuleSpec, parse_duration, parse_threshold
+from bot.domain.alerting.rules import NO_DATA, OPS, TARGETS, Rule, parse_rule, parse_threshold
+from bot.domain.channels import CHANNEL_LINK, CHANNEL_NAME
+from bot.domain.durations import parse_duration
 from bot.domain.errors import InvalidInput
 from bot.domain.names import preview
 
@@ -41,28 +45,28 @@ SPECS: list[CommandSpec] = []
 
 DEFAULT_ENV = "production"
 _OP_SPLIT = re.compile(r"(<=|>=|==|!=|=>|=<|<>|<|>|=)")
-_CHANNEL_LINK = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
-_CHANNEL_ID = re.compile(r"^#?([CG][A-Z0-9]{6,})$")
 _ID = re.compile(r"[0-9]{1,12}")
+_ALERT_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,30}")  # a card goes to a channel, never a DM
 _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 _ALIASES = {
     "no-data": "no-data", "nodata": "no-data", "no_data": "no-data",
     "keep-firing-for": "keep-firing-for", "keep_firing_for": "keep-firing-for",
     "failure-limit": "failure-limit", "failure_limit": "failure-limit",
+    "min-coverage": "min-coverage", "min_coverage": "min-coverage",
     "for": "for", "severity": "severity", "k": "k", "window": "window",
 }
 _LABELS = {"for_": "`for` duration", "keep_firing_for": "keep-firing-for duration", "no_data": "no-data policy",
-           "failure_limit": "failure limit", "anomaly_k": "k", "window": "window"}
+           "failure_limit": "failure limit", "anomaly_k": "k", "window": "window", "min_coverage": "min-coverage"}
 ADD_USAGE = "alert add MODEL[@ENV] METRIC OP THRESHOLD [for 5m] [severity critical] [#channel] [canary|both]"
 OPTIONS_HINT = ("options are: for 5m, severity warning|critical, #channel, stable|canary|both, no-data keep|alert|ok, "
-                "keep-firing-for 10m, failure-limit 3 (and k 4, window 7d for anomalous)")
+                "keep-firing-for 10m, failure-limit 3, min-coverage 50% (and k 4, window 7d for anomalous)")
 
 
 @dataclass(frozen=True)
 class AlertAdd(Command):
-    """The rule as typed; the domain's RuleSpec is the one definition of its fields."""
+    """The rule as typed, in the domain's one rule shape (its channel may still be a `#name`)."""
 
-    spec: RuleSpec
+    rule: Rule
 
     @property
     def name(self) -> str:
@@ -94,6 +98,15 @@ class AlertsNow(Command):
     @property
     def name(self) -> str:
         return "alerts"
+
+
+@dataclass(frozen=True)
+class Acknowledge(Command):
+    alert: str
+
+    @property
+    def name(self) -> str:
+        return "ack"
 
 
 @dataclass(frozen=True)
@@ -139,16 +152,20 @@ def model_and_env(token: str) -> tuple[str, str]:
 
 
 def channel_token(token: str) -> str | None:
-    """A channel id from a Slack channel link or a raw id; None when the token is not channel-shaped."""
-    link = _CHANNEL_LINK.match(token)
+    """A channel id from a link or a raw id, a `#name` as typed (looked up by the handler); None
+    when the token is not channel-shaped."""
+    link = CHANNEL_LINK.match(token)
     if link:
         return link.group(1)
-    raw = _CHANNEL_ID.match(token)
-    if raw:
-        return raw.group(1)
+    bare = token.removeprefix("#")
+    if _ALERT_CHANNEL_ID.fullmatch(bare):
+        return bare
+    name = CHANNEL_NAME.match(token)
+    if name:
+        return "#" + name.group(1).lower()
     if token.startswith("#"):
-        raise UsageError(f"Slack did not recognise '{preview(token)}' as a channel: pick it from the list that "
-                         "opens when you type #, or give its id (like C0123ABCD, from the channel's details).")
+        raise UsageError(f"'{preview(token)}' is not a channel: pick it from the list that opens when you type #, "
+                         "or give its id (like C0123ABCD, from the channel's details).")
     return None
 
 
@@ -231,7 +248,7 @@ def _options(words: list[str], *, anomaly: bool) -> dict[str, object]:
             raise UsageError(f"Missing the value after '{preview(word)}'.")
         value = words[i + 1]
         if key in ("for", "keep-firing-for", "window"):
-            parse_duration(value, f"`{key}` duration")
+            parse_duration(value, f"`{key}` duration")  # the word's shape; the rule checks its range
             found.set({"for": "for_", "keep-firing-for": "keep_firing_for"}.get(key, key), value, word)
         elif key == "severity":
             if value.lower() not in ("warning", "critical"):
@@ -245,6 +262,8 @@ def _options(words: list[str], *, anomaly: bool) -> dict[str, object]:
             if not _ID.fullmatch(value) or not 1 <= int(value) <= 100:
                 raise UsageError(f"failure-limit is a whole number from 1 to 100, not '{preview(value)}'.")
             found.set("failure_limit", int(value), word)
+        elif key == "min-coverage":
+            found.set("min_coverage", value, word)
         elif key == "k":
             if not anomaly:
                 raise UsageError("k belongs to anomaly rules: `alert add MODEL METRIC anomalous k 4`.")
@@ -274,7 +293,8 @@ def _options(words: list[str], *, anomaly: bool) -> dict[str, object]:
     details="OP is &lt; &lt;= &gt; &gt;= == !=; THRESHOLD a number or previous-0.02 (against the previous version). "
     "Options: `for 5m` (pending until it held that long), `severity warning|critical`, `#channel`, "
     "`stable|canary|both` (what it watches; default stable), `no-data keep|alert|ok` (default keep: the "
-    "state stays and the card says no data), `keep-firing-for 10m`, `failure-limit 3` (failing canary "
+    "state stays and the card says no data), `keep-firing-for 10m`, `min-coverage 50%` (a quality rule judges "
+    "the newest window with at least that share of labels back), `failure-limit 3` (failing canary "
     "evaluations before a critical rule aborts the canary). Anomalies: `alert add churn latency_p95_ms "
     "anomalous k 4 window 7d`. ENV defaults to production. Deployers and admins may add and remove rules.",
     aliases=("rule",),
@@ -305,19 +325,27 @@ def _parse_add(args: list[str]) -> AlertAdd:
     metric, rest = words[0], words[1:]
     if rest[0].lower() in ("anomalous", "anomaly"):
         options = _options(rest[1:], anomaly=True)
-        return AlertAdd(RuleSpec(model, env, metric, kind="anomaly", **options))  # type: ignore[arg-type]
+        return AlertAdd(parse_rule(model, env, metric, kind="anomaly", **options))  # type: ignore[arg-type]
     op = rest[0]
     if op not in OPS:
         raise UsageError(f"'{preview(op, 10)}' is not a comparison: use one of {' '.join(OPS)}.")
     threshold, rest = _threshold(rest[1:], metric)
     options = _options(rest, anomaly=False)
-    return AlertAdd(RuleSpec(model, env, metric, op=op, threshold=threshold, **options))  # type: ignore[arg-type]
+    return AlertAdd(parse_rule(model, env, metric, op=op, threshold=threshold, **options))  # type: ignore[arg-type]
 
 
 @command(SPECS, "alerts", "alerts [MODEL]", "what is firing, pending and silenced now", aliases=("firing",))
 def _parse_alerts(args: list[str]) -> Command:
     expect(args, 0, 1, "model name")
     return AlertsNow(args[0] if args else None)
+
+
+@command(SPECS, "ack", "ack ALERT", "acknowledge an alert: its card shows you are on it",
+         details="ALERT is the number on the card and in `/model alerts`. Deployers and admins may acknowledge.",
+         aliases=("acknowledge",))
+def _parse_ack(args: list[str]) -> Command:
+    expect(args, 1, 1, "the alert number from `alerts`, for example `ack 12`")
+    return Acknowledge(_number_id(args[0], "an alert number", "`/model alerts`"))
 
 
 @command(

@@ -1,15 +1,15 @@
 """The `/model` grammar for digest subscriptions.
 
-    subscribe MODEL|* [#channel] daily|weekly|hourly [DAY] [HH:MM] [TZ]
-    unsubscribe MODEL|* [#channel] [daily|weekly|hourly]
-    subscriptions [#channel|all]
+    subscribe MODEL|* [#channel|dm] daily|weekly|hourly [DAY] [HH:MM] [TZ]
+    unsubscribe MODEL|* [#channel|dm] [daily|weekly|hourly]
+    subscriptions [#channel|dm|all]
 
-After MODEL the words may come in any order; each is recognised by its shape (a channel link
-or id, a frequency, a weekday, HH:MM, else a time zone), so `subscribe churn daily 9:30
-Europe/Berlin` and `subscribe churn 9:30 daily Europe/Berlin` mean the same. The channel
-defaults to the one the command is typed in. Channels arrive from Slack as `<#C123|name>`
-(the manifest sets `should_escape: true`), which is the only form that names a channel
-unambiguously; a bare `#name` is refused with a hint.
+After MODEL the words may come in any order; each is recognised by its shape (a channel link,
+id or `#name`, `dm`, a frequency, a weekday, HH:MM, else a time zone), so `subscribe churn
+daily 9:30 Europe/Berlin` and `subscribe churn 9:30 daily Europe/Berlin` mean the same. The
+target defaults to the channel the command is typed in (typed in a DM: your DM). Links and ids
+become ids here; a `#name` stays a name, which the handler looks up in Slack (no network in a
+parser); `dm` (or `me`) is the DM of whoever types it.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ import re
 from dataclasses import dataclass
 
 from bot.commands.grammar import Command, CommandSpec, UsageError, command, expect
+from bot.domain.channels import CHANNEL_ID, CHANNEL_NAME, channel_id
 from bot.domain.errors import InvalidInput
 from bot.domain.names import model_name, preview
 from bot.domain.schedule import FREQUENCIES, TZ_EXAMPLE, is_weekday, parse_time, parse_timezone, parse_weekday
-from bot.domain.subscriptions import ALL_MODELS, parse_channel
+from bot.domain.subscriptions import ALL_MODELS
 
 # In declaration order: the order of `/model help`.
 SPECS: list[CommandSpec] = []
 
 _TIME_SHAPE = re.compile(r"^\d{1,2}:\d{1,2}$")
 _CHANNEL_SHAPE = re.compile(r"^(<#.*>|#.*|[CGD][A-Z0-9]{6,})$")
+DM = "dm"
+_DM_WORDS = ("dm", "me")
 EXAMPLE = "`subscribe churn daily 09:00 Europe/Berlin`"
 
 
@@ -66,6 +69,14 @@ class ListSubscriptions(Command):
         return "subscriptions"
 
 
+def channel_token(token: str) -> str:
+    """An id from a link or an id; a `#name` as typed (the handler looks it up)."""
+    name = CHANNEL_NAME.match(token)
+    if name and not CHANNEL_ID.match(name.group(1)):
+        return "#" + name.group(1).lower()
+    return channel_id(token)
+
+
 def _model(token: str) -> str:
     if token in (ALL_MODELS, "all"):
         return ALL_MODELS
@@ -92,8 +103,10 @@ def _classify(tokens: list[str], *, allowed: set[str]) -> _Words:
     words = _Words()
     for token in tokens:
         lowered = token.lower()
-        if _CHANNEL_SHAPE.match(token) and "channel" in allowed:
-            words.set("channel", parse_channel(token), token)
+        if lowered in _DM_WORDS and "channel" in allowed:
+            words.set("channel", DM, token)
+        elif _CHANNEL_SHAPE.match(token) and "channel" in allowed:
+            words.set("channel", channel_token(token), token)
         elif lowered in FREQUENCIES and "frequency" in allowed:
             words.set("frequency", lowered, token)
         elif is_weekday(token) and "weekday" in allowed:
@@ -116,11 +129,13 @@ def _classify(tokens: list[str], *, allowed: set[str]) -> _Words:
 
 @command(
     SPECS,
-    "subscribe", "subscribe MODEL|* [#channel] daily|weekly|hourly [DAY] [HH:MM] [TZ]",
+    "subscribe", "subscribe MODEL|* [#channel|dm] daily|weekly|hourly [DAY] [HH:MM] [TZ]",
     "a digest of a model's (or every model's) numbers, with a chart, on a schedule",
-    details="Defaults: this channel, 09:00, UTC, Mondays for weekly. TZ is an IANA zone such as Europe/Berlin "
-    "(the time stays 09:00 there across daylight saving). Hourly digests use only the minutes of HH:MM. "
-    f"Subscribing again with the same model, channel and frequency changes its time. Example: {EXAMPLE}.",
+    details="Defaults: this channel, 09:00, UTC, Mondays for weekly. `dm` sends it to you instead. TZ is an IANA "
+    "zone such as Europe/Berlin (the time stays 09:00 there across daylight saving). Hourly digests use only the "
+    "minutes of HH:MM. Subscribing again with the same model, channel and frequency changes its time. Deployers "
+    "and admins subscribe channels; anyone may subscribe their own DM; only the subscriber or an admin changes or "
+    f"removes a digest. Example: {EXAMPLE}.",
 )
 def _parse_subscribe(args: list[str]) -> Command:
     expect(args, 1, 6, f"the model (or * for every model) and how often, for example {EXAMPLE}")
@@ -135,8 +150,9 @@ def _parse_subscribe(args: list[str]) -> Command:
 
 @command(
     SPECS,
-    "unsubscribe", "unsubscribe MODEL|* [#channel] [daily|weekly|hourly]", "stop a digest",
-    details="Without a frequency every digest of that model in the channel stops.",
+    "unsubscribe", "unsubscribe MODEL|* [#channel|dm] [daily|weekly|hourly]", "stop a digest",
+    details="Without a frequency every digest of that model in the channel stops. Only the subscriber or an admin "
+    "may remove a digest.",
 )
 def _parse_unsubscribe(args: list[str]) -> Command:
     expect(args, 1, 3, "the model (or *), for example `unsubscribe churn daily`")
@@ -146,7 +162,8 @@ def _parse_unsubscribe(args: list[str]) -> Command:
 
 @command(
     SPECS,
-    "subscriptions", "subscriptions [#channel|all]", "the digests this channel (or every channel) gets, and when next",
+    "subscriptions", "subscriptions [#channel|dm|all]",
+    "the digests this channel (or your DM, or every channel) gets, and when next",
     aliases=("digests",),
 )
 def _parse_subscriptions(args: list[str]) -> Command:
@@ -155,4 +172,6 @@ def _parse_subscriptions(args: list[str]) -> Command:
         return ListSubscriptions()
     if args[0].lower() == "all":
         return ListSubscriptions(everywhere=True)
-    return ListSubscriptions(channel=parse_channel(args[0]))
+    if args[0].lower() in _DM_WORDS:
+        return ListSubscriptions(channel=DM)
+    return ListSubscriptions(channel=channel_token(args[0]))

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.config.settings import ConfigError
-from bot.config.toml_file import PolicyFile, parse_duration
+from bot.config.toml_file import PolicyFile
+from bot.domain.durations import parse_duration
 from bot.domain.errors import InvalidInput
 from bot.domain.mlflow.settings import (
     DEFAULT_CANARY_SUFFIX,

@@ -1,4 +1,5 @@
-"""Settings from the environment, validated once at start-up.
+"""Settings from the environment, validated once at start-up: the one place that reads
+environment variables (tests/test_architecture.py checks it; the README lists every one).
 
 A wrong value stops start-up with one line naming the variable and what to write instead.
 Secrets are kept out of `repr()` so they cannot reach a log by accident.
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.db import DEFAULT_URL, DatabaseSettings
+
+MAX_LEADER_INTERVAL_S = 10.0
 
 
 class ConfigError(Exception):
@@ -29,6 +32,20 @@ class Settings:
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
+    # REST API: requests per second per token (a burst of 60 allowed)
+    api_rate_per_second: float = 20.0
+    # who acts in CLI verbs that take no --actor (tokens, register); None: the login name
+    actor: str | None = None
+    # `modelbot serve`: run the scheduler (leader-elected) and the outbox worker in the process
+    scheduler: bool = True
+    scheduler_leader_interval_s: float = 5.0
+    delivery: bool = True
+    # test-only: every digest fires every N seconds instead of its schedule
+    digest_test_every_s: int | None = None
+    # `modelbot shell`: who you are without --user (None: the shell's own user)
+    shell_user: str | None = None
+    # the terminal allows colour: NO_COLOR unset or empty (no-color.org) and TERM is not `dumb`
+    terminal_colour: bool = True
 
     @property
     def database(self) -> DatabaseSettings:
@@ -51,19 +68,42 @@ class Settings:
             slack_bot_token=_token(env, "SLACK_BOT_TOKEN", ("xoxb-",)),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             slack_app_token=_token(env, "SLACK_APP_TOKEN", ("xapp-",)),
+            api_rate_per_second=_positive_float(env, "MODELBOT_API_RATE_PER_SECOND", 20.0, "requests per second"),
+            actor=env.get("MODELBOT_ACTOR") or None,
+            scheduler=_switch(env, "MODELBOT_SCHEDULER"),
+            scheduler_leader_interval_s=min(MAX_LEADER_INTERVAL_S, max(
+                0.1, _positive_float(env, "MODELBOT_SCHEDULER_LEADER_INTERVAL_S", 5.0))),
+            delivery=_switch(env, "MODELBOT_DELIVERY"),
+            digest_test_every_s=_whole(env, "MODELBOT_TEST_DIGEST_EVERY_S"),
+            shell_user=env.get("MODELBOT_SHELL_USER") or None,
+            terminal_colour=not env.get("NO_COLOR") and env.get("TERM") != "dumb",
         )
 
 
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """On unless set to off (0, false, no)."""
+    return (env.get(name) or "").strip().lower() not in ("off", "0", "false", "no")
+
+
+def _whole(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of seconds, for example {name}=2.")
+    return int(raw)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, for example {name}=5.") from None
+        raise ConfigError(f"{name} must be a number of {unit}, for example {name}=5.") from None
     if not value > 0 or value != value or value == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, for example {name}=5.")
+        raise ConfigError(f"{name} must be a positive number of {unit}, for example {name}=5.")
     return value
 
 

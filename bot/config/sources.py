@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bot.config import jsonpath
 from bot.config.settings import ConfigError
-from bot.config.toml_file import PolicyFile, parse_duration
+from bot.config.toml_file import KeyPath, PolicyFile, config_error
 from bot.domain import names
+from bot.domain.durations import parse_duration
 from bot.domain.errors import InvalidInput
 from bot.domain.policy import Policy
-from bot.sources import jsonpath
-from bot.sources.http import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, HttpOptions
 
 SOURCE_TYPES = ("prometheus", "json", "probe", "prediction_log")
 COMMON_KEYS = {"name", "type", "interval", "timeout", "retries", "max_response_mb"}
@@ -42,17 +42,34 @@ TYPE_KEYS: dict[str, set[str]] = {
     "json": {"url", "model", "environment", "metrics", "aggregate", "version_path"},
     "probe": {"model", "targets"},
     "prediction_log": {"path", "sql_url", "table", "model", "environment", "version", "features", "reference",
-                       "window", "columns", "chunk_rows", "drift_method", "positive_label"},
+                       "window", "columns", "chunk_rows", "drift_method", "positive_label", "task", "labels",
+                       "lateness", "label_horizon", "pushdown"},
 }
 AGGREGATES = ("mean", "min", "max", "sum", "last", "count")
-COLUMN_ROLES = ("timestamp", "prediction", "label", "score", "latency_ms", "model", "version", "env")
+COLUMN_ROLES = ("timestamp", "prediction", "label", "score", "latency_ms", "model", "version", "env", "id")
+LABEL_COLUMN_ROLES = ("id", "label", "timestamp")
+TASKS = ("classification", "regression")
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 DRIFT_METHODS = ("psi", "auto", "ks", "chisquare", "z", "wasserstein", "jensenshannon")
 PLACEHOLDERS = ("{model}", "{environment}", "{env}", "{version}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PLACEHOLDER = re.compile(r"\{(model|environment|env|version)\}")
-_HEADER = re.compile(r"^\s*\[\[\s*sources\s*\]\]\s*(#.*)?$")
-_ANY_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"-]+)\s*\]\]?\s*(#.*)?$")
 MIN_INTERVAL = timedelta(seconds=5)
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF_S = 0.5
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Per-source HTTP knobs, parsed from `[[sources]]` (`timeout`, `retries`, `max_response_mb`);
+    the HTTP clients in bot/sources take them (config sits below them, so the value type lives here)."""
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+    backoff_s: float = DEFAULT_BACKOFF_S
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +124,16 @@ class ProbeSource(SourceConfig):
     targets: tuple[tuple[str, str], ...]  # (environment, health URL)
 
 
+@dataclass(frozen=True)
+class LabelsConfig:
+    """Labels kept apart from the predictions: a file/glob or a table, joined by prediction id."""
+
+    path: str | None = None
+    sql_url: str | None = None
+    table: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PredictionLogSource(SourceConfig):
     model: str
@@ -122,6 +149,11 @@ class PredictionLogSource(SourceConfig):
     chunk_rows: int = 100_000
     drift_method: str = "psi"
     positive_label: Any = 1
+    task: str = "classification"
+    labels: LabelsConfig | None = None
+    lateness: timedelta = timedelta(0)
+    label_horizon: timedelta = timedelta(days=30)
+    pushdown: bool = True
 
 
 AnySource = PrometheusSource | JsonSource | ProbeSource | PredictionLogSource
@@ -129,15 +161,14 @@ AnySource = PrometheusSource | JsonSource | ProbeSource | PredictionLogSource
 
 def parse_sources(raw: Any, file: PolicyFile | None, *, environments: Sequence[str]) -> tuple[AnySource, ...]:
     """Validate `[[sources]]`; ConfigError names the file and the line of the offending key."""
-    where = _Locator(file)
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise where.error("sources must be a list of [[sources]] tables.", None, None)
+        raise config_error(file, "sources must be a list of [[sources]] tables.", ("sources",), "sources")
     parsed: list[AnySource] = []
     seen: set[str] = set()
     for index, table in enumerate(raw):
-        at = _At(where, index)
+        at = _At(file, index)
         if not isinstance(table, dict):
             raise at.error("each [[sources]] entry must be a table with name, type and interval.")
         source = _source(table, at, tuple(environments))
@@ -162,6 +193,20 @@ def sources_for_model(policy: Policy, model: str) -> tuple[AnySource, ...]:
         if key in (m.lower() for m in models):
             out.append(source)
     return tuple(out)
+
+
+def declared_metrics(policy: Policy, model: str) -> set[str]:
+    """Metric names the configured Prometheus, JSON and probe sources produce for `model` (their
+    data may not have arrived yet; an alert rule on one of them is not a typo)."""
+    out: set[str] = set()
+    for source in sources_for_model(policy, model):
+        if isinstance(source, PrometheusSource):
+            out.update(q.metric for q in source.queries)
+        elif isinstance(source, JsonSource):
+            out.update(m.metric for m in source.metrics)
+        elif isinstance(source, ProbeSource):
+            out.add("up")
+    return out
 
 
 def environments_of(source: AnySource) -> tuple[str, ...]:
@@ -228,9 +273,9 @@ def _prometheus(table: dict[str, Any], at: _At, envs: tuple[str, ...], common: d
         raise at.error("a prometheus source needs [sources.queries] with metric = \"PromQL\" lines.", "queries")
     queries = []
     for metric, query in raw_queries.items():
-        _metric(metric, at)
+        _metric(metric, at, "queries")
         if not isinstance(query, str) or not query.strip():
-            raise at.error(f"the query for {metric} must be PromQL text in quotes.", metric)
+            raise at.error(f"the query for {metric} must be PromQL text in quotes.", "queries", metric)
         _check_placeholders(query, metric, at)
         queries.append(PromQuery(metric, query.strip()))
     step = _duration(table, "step", at, "1m")
@@ -256,25 +301,25 @@ def _json(table: dict[str, Any], at: _At, envs: tuple[str, ...], common: dict[st
         raise at.error("a json source needs [sources.metrics] with metric = \"path.to[0].value\" lines.", "metrics")
     metrics = []
     for metric, spec in raw_metrics.items():
-        _metric(metric, at)
+        _metric(metric, at, "metrics")
         aggregate = default_aggregate
         if isinstance(spec, dict):
             unknown = set(spec) - {"path", "aggregate"}
             if unknown or "path" not in spec:
                 raise at.error(f"{metric} = {{ path = \"…\", aggregate = \"mean\" }} takes only path and "
-                               "aggregate.", metric)
+                               "aggregate.", "metrics", metric)
             aggregate = spec.get("aggregate", default_aggregate)
             if aggregate not in AGGREGATES:
-                raise at.error(f"aggregate of {metric} must be one of {', '.join(AGGREGATES)}.", metric)
+                raise at.error(f"aggregate of {metric} must be one of {', '.join(AGGREGATES)}.", "metrics", metric)
             spec = spec["path"]
         if not isinstance(spec, str):
-            raise at.error(f"{metric} must be a path in quotes, like \"data.metrics[0].value\".", metric)
-        metrics.append(JsonMetric(metric, _path(spec, metric, at), aggregate))
+            raise at.error(f"{metric} must be a path in quotes, like \"data.metrics[0].value\".", "metrics", metric)
+        metrics.append(JsonMetric(metric, _path(spec, at, "metrics", metric), aggregate))
     version_path = None
     if "version_path" in table:
         if not isinstance(table["version_path"], str):
             raise at.error("version_path must be a path in quotes, like \"model.version\".", "version_path")
-        version_path = _path(table["version_path"], "version_path", at)
+        version_path = _path(table["version_path"], at, "version_path")
     return JsonSource(**common, url=url, model=model, environment=env, metrics=tuple(metrics),
                       version_path=version_path)
 
@@ -307,8 +352,7 @@ def _prediction_log(
     if sql_url is not None:
         if not isinstance(sql_url, str) or "://" not in sql_url:
             raise at.error("sql_url must be a SQLAlchemy URL, like \"postgresql://host/db\".", "sql_url")
-        if not isinstance(sql_table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?",
-                                                              sql_table):
+        if not isinstance(sql_table, str) or not _TABLE_NAME.fullmatch(sql_table):
             raise at.error("table must name the table holding the predictions, like \"predictions\".", "table")
     elif sql_table is not None:
         raise at.error("table is only used with sql_url.", "table")
@@ -345,11 +389,45 @@ def _prediction_log(
     positive = table.get("positive_label", 1)
     if not isinstance(positive, (str, int)) or isinstance(positive, bool):
         raise at.error("positive_label must be a label value, like 1 or \"churned\".", "positive_label")
+    task = table.get("task", "classification")
+    if task not in TASKS:
+        raise at.error("task must be \"classification\" or \"regression\".", "task")
+    lateness = _duration(table, "lateness", at, "1s") if "lateness" in table else timedelta(0)
+    horizon = _duration(table, "label_horizon", at, "30d")
+    labels = _labels(table.get("labels"), at) if "labels" in table else None
+    pushdown = table.get("pushdown", True)
+    if not isinstance(pushdown, bool):
+        raise at.error("pushdown must be true (PostgreSQL computes the numbers) or false (modelbot reads the rows).",
+                       "pushdown")
     return PredictionLogSource(
         **common, model=model, path=path, sql_url=sql_url, table=sql_table, environment=env, version=version,
         features=features, reference=reference, window=window, columns=dict(columns), chunk_rows=chunk_rows,
-        drift_method=method, positive_label=positive,
+        drift_method=method, positive_label=positive, task=task, labels=labels, lateness=lateness,
+        label_horizon=horizon, pushdown=pushdown,
     )
+
+
+def _labels(raw: Any, at: _At) -> LabelsConfig:
+    """`labels = { path = "labels/*.csv" }` or `{ sql_url = "…", table = "labels" }`, optionally with
+    `columns = { id = "prediction_id", label = "y", timestamp = "labelled_at" }`."""
+    if not isinstance(raw, dict):
+        raise at.error("labels must be a table, like labels = { path = \"labels/*.csv\" }.", "labels")
+    unknown = set(raw) - {"path", "sql_url", "table", "columns"}
+    if unknown:
+        raise at.error(f"labels takes path, or sql_url and table, and columns; not {sorted(unknown)[0]}.", "labels")
+    path, sql_url, sql_table = raw.get("path"), raw.get("sql_url"), raw.get("table")
+    if (path is None) == (sql_url is None):
+        raise at.error("labels need either path = \"…\" or sql_url = \"…\" with table = \"…\".", "labels")
+    if path is not None and (not isinstance(path, str) or not path.strip()):
+        raise at.error("labels.path must be a file path or glob in quotes.", "labels")
+    if sql_url is not None and (not isinstance(sql_url, str) or "://" not in sql_url
+                                or not isinstance(sql_table, str) or not _TABLE_NAME.fullmatch(sql_table)):
+        raise at.error("labels.sql_url must be a SQLAlchemy URL and labels.table a table name.", "labels")
+    columns = raw.get("columns", {})
+    if not isinstance(columns, dict) or any(
+            role not in LABEL_COLUMN_ROLES or not isinstance(name, str) or not name for role, name in columns.items()):
+        raise at.error(f"labels.columns maps {', '.join(LABEL_COLUMN_ROLES)} to column names.", "labels")
+    return LabelsConfig(path=path, sql_url=sql_url, table=sql_table, columns=dict(columns))
 
 
 # ---- value checks -----------------------------------------------------------------------------
@@ -402,18 +480,18 @@ def _environment(value: Any, key: str, at: _At, envs: tuple[str, ...]) -> str:
         raise at.error(exc.message, key) from None
 
 
-def _metric(metric: str, at: _At) -> None:
+def _metric(metric: str, at: _At, table: str) -> None:
     try:
         names.key(metric, "metric")
     except InvalidInput as exc:
-        raise at.error(exc.message, metric) from None
+        raise at.error(exc.message, table, metric) from None
 
 
-def _path(text: str, key: str, at: _At) -> jsonpath.JsonPath:
+def _path(text: str, at: _At, *keys: str) -> jsonpath.JsonPath:
     try:
         return jsonpath.parse(text)
     except InvalidInput as exc:
-        raise at.error(exc.message, key) from None
+        raise at.error(exc.message, *keys) from None
 
 
 def _check_placeholders(query: str, metric: str, at: _At) -> None:
@@ -422,7 +500,7 @@ def _check_placeholders(query: str, metric: str, at: _At) -> None:
     for match in re.finditer(r"\{([a-z_]+)\}", query):
         if not _PLACEHOLDER.fullmatch(match.group(0)):
             raise at.error(f"the query for {metric} has {match.group(0)}; placeholders are "
-                           f"{', '.join(PLACEHOLDERS)}.", metric)
+                           f"{', '.join(PLACEHOLDERS)}.", "queries", metric)
 
 
 def fill(query: str, *, model: str, environment: str, version: int | None) -> str:
@@ -439,48 +517,16 @@ def fill(query: str, *, model: str, environment: str, version: int | None) -> st
 # ---- locating errors ----------------------------------------------------------------------------
 
 
-class _Locator:
-    """Finds the line of a key inside the n-th [[sources]] table (PolicyFile finds the first)."""
-
-    def __init__(self, file: PolicyFile | None) -> None:
-        self.file = file
-        self.headers: list[int] = []
-        if file is not None:
-            self.headers = [i for i, line in enumerate(file.lines) if _HEADER.match(line)]
-
-    def line(self, index: int | None, key: str | None) -> int | None:
-        if self.file is None:
-            return None
-        if index is None or index >= len(self.headers):
-            return self.file.line_of(key or "sources") if key else self.file.line_of("sources")
-        start = self.headers[index]
-        end = self.headers[index + 1] if index + 1 < len(self.headers) else len(self.file.lines)
-        if key:
-            pattern = re.compile(r"^\s*(\"?" + re.escape(key) + r"\"?\s*=|\[\s*sources\." + re.escape(key) + r"\s*\])")
-            for i in range(start, end):
-                line = self.file.lines[i]
-                if i > start and _ANY_HEADER.match(line) and not line.strip().startswith("[sources."):
-                    break
-                if pattern.match(line):
-                    return i + 1
-        return start + 1
-
-    def error(self, message: str, index: int | None, key: str | None) -> ConfigError:
-        if self.file is None:
-            return ConfigError(f"sources: {message}")
-        line = self.line(index, key)
-        where = f"{self.file.path}:{line}" if line else str(self.file.path)
-        return ConfigError(f"{where}: {message}")
-
-
 class _At:
-    """One [[sources]] entry: errors start with the source's name once it is known."""
+    """One [[sources]] entry: errors start with the source's name once it is known, and point at
+    the line of the key (a path below the entry: `at.error(msg, "queries", "auc")`)."""
 
-    def __init__(self, locator: _Locator, index: int) -> None:
-        self.locator = locator
+    def __init__(self, file: PolicyFile | None, index: int) -> None:
+        self.file = file
         self.index = index
         self.name: str | None = None
 
-    def error(self, message: str, key: str | None = None) -> ConfigError:
+    def error(self, message: str, *keys: str | None) -> ConfigError:
         prefix = f"source '{self.name}': " if self.name else f"[[sources]] #{self.index + 1}: "
-        return self.locator.error(prefix + message, self.index, key)
+        path: KeyPath = ("sources", self.index, *(k for k in keys if k))
+        return config_error(self.file, prefix + message, path, "sources")

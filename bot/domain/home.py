@@ -9,7 +9,7 @@ matches what people expect ("the models I work on"). When the registry is small
 model instead (watched ones first), so a new user is never shown an empty page.
 
 **Health.** Per environment the same line `/model status` shows for every model
-(`bot.domain.status.EnvironmentLine`: headline quality and latency, uptime, dataset drift,
+(`bot.domain.monitoring.status.EnvironmentLine`: headline quality and latency, uptime, dataset drift,
 number of firing alerts, stale data), computed here for an arbitrary page of models because
 `status.overview` can only page through all models from the first. Firing alerts come from
 `AlertActions.overview` in one query for the whole page.
@@ -18,22 +18,17 @@ number of firing alerts, stale data), computed here for an arbitrary page of mod
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
-from bot.domain import availability as avail
-from bot.domain import status
 from bot.domain.alerting.actions import AlertActions
-from bot.domain.entities import as_utc
+from bot.domain.monitoring import status
+from bot.domain.monitoring.samples import Samples
 from bot.domain.policy import GroupResolver, Members, Policy, no_groups
 from bot.domain.registry import Registry
-from bot.domain.samples import Point, Samples
-from storage.models import AuditEvent, Deployment, RegisteredModel, Subscription
+from storage.queries import home as queries
 
 SMALL_REGISTRY = 25
 # Slack user ids: only these can have an App Home (CLI and CI actors are names like "ci-bot").
@@ -85,38 +80,15 @@ class HomeModels:
         return end if end < self.total else None
 
 
-def watched_ids(user: str) -> sa.Select[Any]:
-    """The ids of the models `user` watches (see the module docstring), as one UNION query."""
-    owned = sa.select(RegisteredModel.id).where(RegisteredModel.owner == user)  # type: ignore[call-overload]
-    acted = sa.select(AuditEvent.model_id).where(AuditEvent.actor == user,  # type: ignore[call-overload]
-                                                 col(AuditEvent.model_id).is_not(None))
-    subscribed = sa.select(Subscription.model_id).where(  # type: ignore[call-overload]
-        Subscription.created_by == user, col(Subscription.model_id).is_not(None))
-    return sa.union(owned, acted, subscribed)  # type: ignore[return-value]
-
-
 def models_for(registry: Registry, user: str, query: status.StatusQuery, *, offset: int, limit: int) -> HomeModels:
     """A page of the models `user` watches (or of all models; see the module docstring), with
     what serves each environment, health lines and firing alerts."""
     with registry.reading() as session:
-        watched = watched_ids(user).subquery()
-        registry_total = session.exec(select(sa.func.count()).select_from(RegisteredModel)).one()
-        watched_total = session.exec(select(sa.func.count()).select_from(watched)).one()
+        registry_total, watched_total = queries.counts(session, user)
         scope: Scope = "watched" if watched_total and registry_total > SMALL_REGISTRY else "all"
-        is_watched = col(RegisteredModel.id).in_(sa.select(watched.c[0]))
-        if scope == "watched":
-            rows = session.exec(select(RegisteredModel, sa.literal(True)).where(is_watched)
-                                .order_by(col(RegisteredModel.name_key)).offset(offset).limit(limit)).all()
-            total = watched_total
-        else:
-            watched_first = sa.case((is_watched, 0), else_=1)
-            rows = session.exec(select(RegisteredModel, is_watched).order_by(watched_first, col(RegisteredModel.name_key))
-                                .offset(offset).limit(limit)).all()
-            total = registry_total
-        deployments: dict[tuple[int, str], Deployment] = {
-            (d.model_id, d.environment): d
-            for d in session.exec(select(Deployment).where(col(Deployment.model_id).in_([m.id for m, _ in rows])))
-        }
+        rows = queries.models_page(session, user, watched_only=scope == "watched", offset=offset, limit=limit)
+        total = watched_total if scope == "watched" else registry_total
+        deployments = queries.deployments_of(session, [m.id for m, _ in rows if m.id is not None])
     firing = _firing_by_model(registry, query.now, {m.name for m, _ in rows})
     samples = Samples(registry)
     items = []
@@ -125,7 +97,8 @@ def models_for(registry: Registry, user: str, query: status.StatusQuery, *, offs
         for env in registry.environments:
             dep = deployments.get((model.id or 0, env))
             fires = [f for f in firing.get(model.name, ()) if f["environment"] == env]
-            line = environment_line(samples, model.name, env, dep.stable_version if dep else None, query, len(fires))
+            line = status.environment_line(samples, model.name, env, dep.stable_version if dep else None, query,
+                                           len(fires))
             if line is None and (dep is None or dep.canary_version is None):
                 continue
             envs.append(HomeEnvironment(
@@ -139,36 +112,9 @@ def models_for(registry: Registry, user: str, query: status.StatusQuery, *, offs
     return HomeModels(tuple(items), scope, offset, total, watched_total, registry_total)
 
 
-def environment_line(
-    samples: Samples, model: str, env: str, stable: int | None, query: status.StatusQuery, firing: int
-) -> status.EnvironmentLine | None:
-    """The per-environment line of `status.overview`, for one model (None: nothing serves, no data)."""
-    now = as_utc(query.now)
-    start, end = now - query.window, now + status.INCLUSIVE
-    latest = samples.latest(model, env, before=end)
-    if not latest and stable is None:
-        return None
-    uptime = None
-    if status.UP_METRIC in latest:
-        points = samples.window(model, env, status.UP_METRIC, start, end)
-        uptime = avail.availability(avail.from_samples((p.at, p.value) for p in points), start, now).uptime
-    newest = max((p.at for p in latest.values()), default=None)
-    drift = latest.get("dataset_drift")
-    return status.EnvironmentLine(
-        environment=env, stable=stable, quality=_first(latest, status.HEADLINE_QUALITY),
-        latency=_first(latest, status.HEADLINE_LATENCY), uptime=uptime,
-        dataset_drift=None if drift is None else drift.value >= 0.5, firing=firing, newest=newest,
-        stale=newest is not None and newest < start,
-    )
-
-
 def _empty_line(env: str, stable: int | None) -> status.EnvironmentLine:
     return status.EnvironmentLine(environment=env, stable=stable, quality=None, latency=None, uptime=None,
                                   dataset_drift=None, firing=0, newest=None, stale=False)
-
-
-def _first(latest: Mapping[str, Point], names: Sequence[str]) -> tuple[str, float] | None:
-    return next(((name, latest[name].value) for name in names if name in latest), None)
 
 
 def _firing_by_model(registry: Registry, now: datetime, models: set[str]) -> dict[str, list[dict[str, Any]]]:
@@ -199,12 +145,7 @@ def approval_audience(registry: Registry, policy: Policy, environment: str,
         users |= _members(members, groups)
     if env_policy.approvers.open:
         with registry.reading() as session:
-            recent = session.exec(
-                select(AuditEvent.actor).where(AuditEvent.environment == environment,
-                                               col(AuditEvent.action).in_(APPROVAL_ACTIONS))
-                .order_by(col(AuditEvent.id).desc()).limit(MAX_AUDIENCE * 5)
-            ).all()
-        users |= set(recent)
+            users |= set(queries.recent_actors(session, environment, APPROVAL_ACTIONS, MAX_AUDIENCE * 5))
     return sorted(u for u in users if SLACK_USER.match(u))[:MAX_AUDIENCE]
 
 

@@ -52,13 +52,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.domain import names, notices
+from bot.domain import audit, names, notices
 from bot.domain.entities import as_utc, iso
 from bot.domain.errors import Conflict, InvalidInput
 from bot.domain.mlflow.source import MlflowError, MlflowModel, MlflowRun, MlflowSource, MlflowVersion
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
-from storage.models import AuditEvent, ModelVersion
+from storage.models import ModelVersion
 from storage.queries import mlflow as mlflow_queries
 from storage.queries import registry as queries
 
@@ -268,16 +268,16 @@ def insert_version(session: Session, model_id: int, plan: PlannedVersion, *, now
         source=plan.source, description=plan.description, metrics=dict(plan.metrics), params=dict(plan.params),
         tags=dict(plan.tags), created_by=plan.created_by, created_at=plan.created_at or now,
     ))
-    session.add(AuditEvent(at=now, actor=actor, model_id=model_id, action="register", to_version=plan.version,
-                           reason=reason))
+    audit.record(session, at=now, actor=actor, model_id=model_id, action="register", to_version=plan.version,
+                 reason=reason)
 
 
 def update_version(session: Session, row: ModelVersion, plan: PlannedVersion, changed: tuple[str, ...], *,
                    now: datetime, actor: str) -> None:
     plan.apply(row)
     session.add(row)
-    session.add(AuditEvent(at=now, actor=actor, model_id=row.model_id, action="update", to_version=plan.version,
-                           reason=f"updated from MLflow: {', '.join(changed)}"))
+    audit.record(session, at=now, actor=actor, model_id=row.model_id, action="update", to_version=plan.version,
+                 reason=f"updated from MLflow: {', '.join(changed)}")
 
 
 def skip_reason(model: MlflowModel) -> str | None:

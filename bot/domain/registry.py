@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.domain import names
+from bot.domain import audit, names
 from bot.domain.entities import (
     AuditEntry,
     EnvironmentState,
@@ -128,11 +128,7 @@ class Registry:
                     "status": "ready",
                 },
             )
-            queries.insert_audit(
-                session,
-                {**_NO_AUDIT_DETAILS, "at": now, "actor": actor, "model_id": model_id, "action": "register",
-                 "to_version": number},
-            )
+            audit.record(session, at=now, actor=actor, model_id=model_id, action="register", to_version=number)
             return Version(
                 model=model_name,
                 version=number,
@@ -312,7 +308,7 @@ class Registry:
             if model is None:
                 raise _no_model(name, session)
             rows = queries.audit_rows(session, model.id, environment=env, limit=limit, before_id=before_id)
-            return [audit_entry(r, model.name) for r in reversed(rows)]
+            return [audit.entry(r, model.name) for r in reversed(rows)]
 
     # ---- pointer moves ------------------------------------------------------------------
 
@@ -419,25 +415,14 @@ class Registry:
         dep.updated_at = now
         session.add(dep)
         try:
-            session.flush()
-            values = {
-                **_NO_AUDIT_DETAILS,
-                "at": now,
-                "actor": actor,
-                "model_id": model.id,
-                "environment": dep.environment,
-                "action": action,
-                "from_version": from_version,
-                "to_version": to_version,
-                "revision": dep.revision,
-                "reason": reason,
-                "request_id": request_id or new_request_id(),
-            }
-            values["id"] = queries.insert_audit_returning_id(session, values)
+            entry = audit.record_shown(
+                session, model_name=model.name, at=now, actor=actor, model_id=model.id, environment=dep.environment,
+                action=action, from_version=from_version, to_version=to_version, revision=dep.revision,
+                reason=reason, request_id=request_id or new_request_id(),
+            )
         except IntegrityError as exc:  # pragma: no cover - the lock makes this unreachable
             raise Conflict("Another change to this environment happened at the same time; try again.") from exc
-        audit = audit_entry(_Values(values), model.name)
-        return PointerMove(state=state_of(session, model, dep.environment, dep), audit=audit)
+        return PointerMove(state=state_of(session, model, dep.environment, dep), audit=entry)
 
     def lock_deployment(self, session: Session, model: RegisteredModel, env: str) -> Deployment:
         """The deployment row of (model, environment), created if needed and locked for this
@@ -498,19 +483,6 @@ class Registry:
 # ---- conversions ------------------------------------------------------------------------
 
 # audit columns a plain insert must name (the ORM filled them with None)
-_NO_AUDIT_DETAILS: dict[str, Any] = {
-    "environment": None, "from_version": None, "to_version": None, "revision": None, "weight": None,
-    "reason": None, "request_id": None,
-}
-
-
-class _Values:
-    """Attribute access to a dict of column values, for the converters below."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
 def _check_name(name: str) -> None:
     if not name or len(name) > names.MODEL_NAME_MAX or not names.MODEL_NAME_RE.fullmatch(name):
         names.model_name(name)
@@ -668,24 +640,6 @@ def state_of(session: Session, model: RegisteredModel, env: str, dep: Deployment
         stable_artifact_uri=uri(dep.stable_version),
         canary_artifact_uri=uri(dep.canary_version),
         previous_artifact_uri=uri(dep.previous_version),
-    )
-
-
-def audit_entry(row: Any, model_name: str | None) -> AuditEntry:
-    """An audit row (ORM instance or plain row) as the entity people see in `history`."""
-    return AuditEntry(
-        id=row.id or 0,
-        at=as_utc(row.at),
-        actor=row.actor,
-        model=model_name,
-        environment=row.environment,
-        action=row.action,
-        from_version=row.from_version,
-        to_version=row.to_version,
-        revision=row.revision,
-        reason=row.reason,
-        request_id=row.request_id,
-        weight=getattr(row, "weight", None),
     )
 
 

@@ -1,8 +1,18 @@
-"""Digest subscriptions: which channel hears about which models, how often, when, in which zone.
+"""Digest subscriptions: which channel (or whose DM) hears about which models, how often, when,
+in which zone.
 
 One subscription per (channel, model or `*`, frequency), enforced by a unique key in the
 database; subscribing again with the same three changes the time instead of adding a second
 digest, because two identical digests in one channel are never what anyone wants.
+
+Who may do what (the same through Slack, the shell, the CLI and the REST API):
+- a channel's digests are set up by deployers and admins, the people the policy trusts with
+  what serves (a digest speaks to a whole channel);
+- anyone may have a digest sent to themselves: a DM digest (its target is their own user id);
+  nobody sets one up for someone else;
+- a digest is changed or removed only by the person who set it up (the subscriber) or an admin.
+Each subscribe and unsubscribe writes one audit row; a refusal writes its own (bot/domain/audit.py).
+User groups in the policy are resolved before any transaction opens.
 
 The scheduler (`bot/jobs`) keeps one job per subscription. A change here calls the
 listeners in `CHANGE_LISTENERS` so a scheduler in this process resynchronises at once;
@@ -12,48 +22,38 @@ schedulers in other processes catch up on their periodic sync.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from bot.domain import names
+from bot.domain import audit, channels, names
 from bot.domain.entities import as_utc, iso
-from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from bot.domain.policy import GroupResolver, Policy, no_groups
 from bot.domain.registry import Registry
 from bot.domain.schedule import FREQUENCIES, Schedule, next_fire
-from storage.models import RegisteredModel, Subscription
+from storage.models import Subscription
+from storage.queries import subscriptions as queries
 
 ALL_MODELS = "*"
 MAX_PER_CHANNEL = 50
-# `<#C123|name>` is how Slack sends a channel picked with `#` when the command escapes
-# (manifest: should_escape: true); `<#C123>` when the name is unknown to the client.
-_CHANNEL_MENTION = re.compile(r"^<#([CGD][A-Z0-9]{2,30})(?:\|[^>]{0,80})?>$")
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
 log = logging.getLogger("modelbot.subscriptions")
 
 # Called (without arguments) after a subscription is created, changed or removed.
 CHANGE_LISTENERS: list[Callable[[], None]] = []
 
 
-def is_channel_token(raw: str) -> bool:
-    return bool(_CHANNEL_MENTION.match(raw) or _CHANNEL_ID.match(raw) or raw.startswith("#"))
+def parse_target(raw: str) -> str:
+    """Where a digest goes: a channel id (from a link or an id) or a person's user id (their DM)."""
+    text = raw.strip()
+    return text if channels.is_user(text) else channels.channel_id(text)
 
 
-def parse_channel(raw: str) -> str:
-    """A channel id from `<#C123|name>` or a raw `C123`; a bare `#name` cannot be resolved."""
-    match = _CHANNEL_MENTION.match(raw)
-    if match:
-        return match.group(1)
-    if _CHANNEL_ID.match(raw):
-        return raw
-    raise InvalidInput(
-        f"'{names.preview(raw)}' is not a channel I can post to: pick it with # in Slack so it becomes a "
-        "link, or give its id (like C0123ABCD, from the channel's details)."
-    )
+def describe_target(target: str) -> str:
+    return f"the DM of {target}" if channels.is_user(target) else f"<#{target}>"
 
 
 @dataclass(frozen=True)
@@ -94,83 +94,105 @@ class SubscribeOutcome:
 class Subscriptions:
     """Create, change, remove and list subscriptions. Thread-safe (no state besides the registry)."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, policy: Policy, groups: GroupResolver = no_groups) -> None:
         self.registry = registry
+        self.policy = policy
+        self.groups = groups
 
     def subscribe(self, *, model: str, channel: str, schedule: Schedule, actor: str) -> SubscribeOutcome:
         actor = names.actor(actor)
-        channel = parse_channel(channel)
+        target = parse_target(channel)
+        if model != ALL_MODELS:
+            names.model_name(model)
+        roles = self.policy.roles(actor, self.groups)  # user groups resolved before the transaction
+        admin, deployer = roles.admin, roles.deployer
         now = self.registry.clock()
-        try:
-            with self.registry.writing() as session:
-                model_id, model_key, model_name = self._target(session, model)
-                existing = session.exec(
-                    self.registry.db.lock_for_update(select(Subscription).where(
-                        Subscription.channel == channel, Subscription.model_key == model_key,
-                        Subscription.frequency == schedule.frequency,
-                    ))
-                ).first()
-                if existing is None:
-                    count = len(session.exec(select(Subscription.id).where(Subscription.channel == channel)).all())
-                    if count >= MAX_PER_CHANNEL:
-                        raise Conflict(f"This channel already has {count} digests; unsubscribe from some first.")
-                    row = Subscription(channel=channel, model_id=model_id, model_key=model_key,
-                                       frequency=schedule.frequency, at_time=schedule.at_time,
-                                       weekday=schedule.weekday, timezone=schedule.timezone,
-                                       created_by=actor, created_at=now)
-                    created = True
-                else:
-                    row = existing
-                    row.at_time, row.weekday, row.timezone = schedule.at_time, schedule.weekday, schedule.timezone
-                    created = False
-                session.add(row)
-                session.flush()
-                view = _view(row, model_name)
-        except IntegrityError:
-            # the unique key: someone subscribed the same channel at the same moment
-            raise Conflict("That channel was just subscribed to the same digest; run `subscriptions` to see it.") \
-                from None
+        with audit.refusals(self.registry, actor=actor, action="subscribe", model=_model_or_none(model),
+                            subject=f"digests of {target}"):
+            self._may_target(target, actor, deployer)
+            try:
+                with self.registry.writing() as session:
+                    model_id, model_key, model_name = self._target(session, model)
+                    found = queries.matching(session, channel=target, model_key=model_key,
+                                             frequency=schedule.frequency, lock=True)
+                    if not found:
+                        count = queries.count_in_channel(session, target)
+                        if count >= MAX_PER_CHANNEL:
+                            raise Conflict(f"{describe_target(target)} already has {count} digests; unsubscribe "
+                                           "from some first.")
+                        row = Subscription(channel=target, model_id=model_id, model_key=model_key,
+                                           frequency=schedule.frequency, at_time=schedule.at_time,
+                                           weekday=schedule.weekday, timezone=schedule.timezone,
+                                           created_by=actor, created_at=now)
+                    else:
+                        row = found[0]
+                        _may_change(row, actor, admin, "change")
+                        row.at_time, row.weekday, row.timezone = schedule.at_time, schedule.weekday, schedule.timezone
+                    created = row.id is None
+                    view = _view(queries.save(session, row), model_name)
+                    audit.record(session, at=now, actor=actor, action="subscribe" if created else "subscription_change",
+                                 model_id=model_id, subject=f"subscription {view.id}",
+                                 reason=f"{_when(schedule)} to {target}")
+            except IntegrityError:
+                # the unique key: someone subscribed the same channel at the same moment
+                raise Conflict("That channel was just subscribed to the same digest; run `subscriptions` to see "
+                               "it.") from None
         _changed()
         return SubscribeOutcome(view, created)
 
-    def unsubscribe(self, *, model: str, channel: str, frequency: str | None = None) -> list[SubscriptionView]:
-        """Remove the channel's digests of `model` (or `*`), of one frequency or all of them."""
-        channel = parse_channel(channel)
+    def unsubscribe(self, *, model: str, channel: str, actor: str, frequency: str | None = None
+                    ) -> list[SubscriptionView]:
+        """Remove the target's digests of `model` (or `*`), of one frequency or all of them."""
+        actor = names.actor(actor)
+        target = parse_target(channel)
         if frequency is not None and frequency not in FREQUENCIES:
             raise InvalidInput(f"'{names.preview(frequency)}' is not a frequency: use hourly, daily or weekly.")
-        with self.registry.writing() as session:
-            model_key = ALL_MODELS if model == ALL_MODELS else names.model_name(model).lower()
-            query = select(Subscription).where(Subscription.channel == channel, Subscription.model_key == model_key)
-            if frequency:
-                query = query.where(Subscription.frequency == frequency)
-            rows = session.exec(self.registry.db.lock_for_update(query)).all()
+        model_key = ALL_MODELS if model == ALL_MODELS else names.model_name(model).lower()
+        admin = self.policy.roles(actor, self.groups).admin
+        now = self.registry.clock()
+        with (audit.refusals(self.registry, actor=actor, action="unsubscribe", model=_model_or_none(model),
+                             subject=f"digests of {target}"),
+              self.registry.writing() as session):
+            rows = queries.matching(session, channel=target, model_key=model_key, frequency=frequency, lock=True)
             if not rows:
                 what = f"{frequency} digest" if frequency else "digest"
-                raise NotFound(f"<#{channel}> has no {what} of {names.preview(model)}: "
+                raise NotFound(f"{describe_target(target)} has no {what} of {names.preview(model)}: "
                                "`subscriptions` lists what is subscribed.")
-            model_names = _model_names(session, rows)
-            removed = [_view(r, model_names.get(r.model_id or 0, ALL_MODELS)) for r in rows]
             for row in rows:
-                session.delete(row)
+                _may_change(row, actor, admin, "remove")
+            model_names = queries.model_names(session, rows)
+            removed = [_view(r, model_names.get(r.model_id or 0, ALL_MODELS)) for r in rows]
+            queries.delete(session, rows)
+            ids = ", ".join(str(v.id) for v in removed)
+            audit.record(session, at=now, actor=actor, action="unsubscribe", model_id=rows[0].model_id,
+                         subject=f"subscription{'s' if len(removed) > 1 else ''} {ids}"[:128],
+                         reason=", ".join(f"{v.schedule.frequency} to {v.channel}" for v in removed))
         _changed()
         return removed
 
     def list_all(self, channel: str | None = None) -> list[SubscriptionView]:
         with self.registry.reading() as session:
-            query = select(Subscription).order_by(col(Subscription.channel), col(Subscription.model_key),
-                                                  col(Subscription.id))
-            if channel is not None:
-                query = query.where(Subscription.channel == parse_channel(channel))
-            rows = session.exec(query).all()
-            model_names = _model_names(session, rows)
+            rows = queries.listing(session, None if channel is None else parse_target(channel))
+            model_names = queries.model_names(session, rows)
             return [_view(r, model_names.get(r.model_id or 0, ALL_MODELS)) for r in rows]
 
     def get(self, subscription_id: int) -> SubscriptionView | None:
         with self.registry.reading() as session:
-            row = session.get(Subscription, subscription_id)
+            row = queries.by_id(session, subscription_id)
             if row is None:
                 return None
-            return _view(row, _model_names(session, [row]).get(row.model_id or 0, ALL_MODELS))
+            return _view(row, queries.model_names(session, [row]).get(row.model_id or 0, ALL_MODELS))
+
+    def _may_target(self, target: str, actor: str, deployer: bool) -> None:
+        if channels.is_user(target):
+            if target != actor:
+                raise Forbidden("A DM digest goes to the person who asks for it: you may subscribe your own DM "
+                                "(`subscribe MODEL daily dm`), not someone else's.")
+            return
+        if not deployer:
+            raise Forbidden(f"Only deployers ({self.policy.deployers.describe()}) and admins "
+                            f"({self.policy.admins.describe()}) may subscribe a channel to digests; "
+                            "`subscribe MODEL daily dm` sends one to you.")
 
     def _target(self, session: Session, model: str) -> tuple[int | None, str, str]:
         if model == ALL_MODELS:
@@ -179,12 +201,19 @@ class Subscriptions:
         return row.id, row.name_key, row.name
 
 
-def _model_names(session: Session, rows: Sequence[Subscription]) -> dict[int, str]:
-    ids = {r.model_id for r in rows if r.model_id is not None}
-    if not ids:
-        return {}
-    found = session.exec(select(RegisteredModel.id, RegisteredModel.name).where(col(RegisteredModel.id).in_(ids)))
-    return {model_id: name for model_id, name in found}
+def _may_change(row: Subscription, actor: str, admin: bool, what: str) -> None:
+    if row.created_by != actor and not admin:
+        raise Forbidden(f"The {row.frequency} digest of {row.model_key} to {describe_target(row.channel)} was set up "
+                        f"by {row.created_by}: only they or an admin may {what} it.")
+
+
+def _model_or_none(model: str) -> str | None:
+    return None if model == ALL_MODELS else model
+
+
+def _when(schedule: Schedule) -> str:
+    day = f" on day {schedule.weekday}" if schedule.frequency == "weekly" else ""
+    return f"{schedule.frequency}{day} at {schedule.at_time} {schedule.timezone}"
 
 
 def _view(row: Subscription, model_name: str) -> SubscriptionView:

@@ -1,6 +1,6 @@
 """`/model digest`: the digest a subscription would post, built now, answered to the asker.
 
-It calls the digest domain exactly as the scheduled job does (`bot.domain.digest.build` with
+It calls the digest domain exactly as the scheduled job does (`bot.domain.monitoring.digest.build` with
 the configured sources), for a one-off daily window ending now, and renders it with the
 digest template, so an on-demand digest and a scheduled one never disagree. Nothing is
 written: no subscription, no outbox row. The chart travels as a `File` on the answer; the
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from bot.blocks import digest as blocks
 from bot.blocks.base import File, Message
 from bot.commands import digest as cmds
-from bot.domain import digest, names
+from bot.domain import names
+from bot.domain.monitoring import digest
 from bot.domain.schedule import Period, Schedule
 from bot.domain.subscriptions import ALL_MODELS, SubscriptionView
 from bot.handlers.base import Actor, HandlerTable

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from bot import handlers
 from bot.blocks import home as blocks
 from bot.blocks.base import Message
-from bot.domain import deliveries, home, status
+from bot.domain import deliveries, home
 from bot.domain.errors import InvalidInput
+from bot.domain.monitoring import status
 
 if TYPE_CHECKING:
     from bot.services import Services

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from bot.blocks import status as blocks
 from bot.blocks.base import Message
 from bot.commands import monitoring as cmds
-from bot.domain import status
+from bot.domain.monitoring import status
 from bot.handlers.base import Actor, HandlerTable
 
 if TYPE_CHECKING:

@@ -160,10 +160,10 @@ def _charted(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def chart_data(registry: Registry, data: Mapping[str, Any], now: datetime) -> Any:
-    """The digest chart's data shape (`bot.domain.digest.ChartData`) for one card: stable and canary
+    """The digest chart's data shape (`bot.domain.monitoring.digest.ChartData`) for one card: stable and canary
     lines per metric, the threshold as a flat line, and the firing moment marked."""
-    from bot.domain.digest import ChartData, ChartMarker, ChartSeries
-    from bot.domain.samples import Samples
+    from bot.domain.monitoring.digest import ChartData, ChartMarker, ChartSeries
+    from bot.domain.monitoring.samples import Samples
 
     alerts = _charted(data)
     if not alerts:

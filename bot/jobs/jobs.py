@@ -87,25 +87,26 @@ def send_digest(subscription_id: int, scheduled_for_iso: str | None = None) -> b
 
 def _send_digest(subscription_id: int, scheduled_for_iso: str | None) -> bool:
     from bot.blocks.digest_chart import render_png
-    from bot.domain import digest
+    from bot.domain.monitoring import digest
     from bot.domain.schedule import latest_fire, period_for
     from bot.domain.subscriptions import Subscriptions
     from bot.jobs.triggers import digest_grace_s, digest_lookback, digest_trigger
 
     services = current_services()
     now = services.clock()
-    sub = Subscriptions(services.registry).get(subscription_id)
+    sub = Subscriptions(services.registry, services.policy).get(subscription_id)
     if sub is None:
         log.info("digest %s: the subscription is gone; removing its job", subscription_id)
         _remove_job(f"digest:{subscription_id}")
         return False
-    trigger = digest_trigger(sub.schedule)
-    lookback = digest_lookback(sub.schedule)
+    every = services.settings.digest_test_every_s
+    trigger = digest_trigger(sub.schedule, every)
+    lookback = digest_lookback(sub.schedule, every)
     if scheduled_for_iso:
         fire = datetime.fromisoformat(scheduled_for_iso).astimezone(UTC)
     else:
         found = latest_fire(trigger, now, lookback)
-        if found is None or (now - found).total_seconds() > digest_grace_s(sub.schedule):
+        if found is None or (now - found).total_seconds() > digest_grace_s(sub.schedule, every):
             log.warning("digest %s: no period of its schedule (%s) is due within the grace time at %s (a late run, "
                         "or the schedule changed); skipping", sub.id, sub.schedule.describe(), now.isoformat())
             request_sync()
@@ -164,7 +165,7 @@ def expire_requests() -> int:
 
 def compact_samples() -> int:
     """Roll raw metric samples older than `[retention] raw` (default 30d) into hourly aggregates."""
-    from bot.domain.samples import Samples
+    from bot.domain.monitoring.samples import Samples
 
     services = current_services()
     try:
@@ -175,7 +176,7 @@ def compact_samples() -> int:
 
 
 def _keep_raw(services: Services) -> timedelta:
-    from bot.config.toml_file import parse_duration
+    from bot.domain.durations import parse_duration
 
     raw = (services.policy.sections.get("retention") or {}).get("raw")
     return parse_duration(str(raw)) if raw else DEFAULT_KEEP_RAW
@@ -211,7 +212,7 @@ def alert_charts() -> int:
 
 
 def _sources(services: Services) -> tuple[Any, ...]:
-    """The `[[sources]]` of the policy file (validated at start-up by bot.sources.config)."""
+    """The `[[sources]]` of the policy file (validated at start-up by bot.config.sources)."""
     try:
         from bot.config.sources import configured_sources
     except ImportError:  # a build without metric sources

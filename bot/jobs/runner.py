@@ -16,7 +16,6 @@ Environment: MODELBOT_SCHEDULER_LEADER_INTERVAL_S (seconds between lock attempts
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -31,22 +30,7 @@ from bot.jobs.scheduler import build_scheduler, catch_up, stop_scheduler, sync_j
 if TYPE_CHECKING:
     from bot.services import Services
 
-INTERVAL_ENV = "MODELBOT_SCHEDULER_LEADER_INTERVAL_S"
-DISABLE_ENV = "MODELBOT_SCHEDULER"  # "off" disables the scheduler in `modelbot serve`
-DEFAULT_INTERVAL_S = 5.0
-MAX_INTERVAL_S = 10.0
 log = logging.getLogger("modelbot.scheduler")
-
-
-def interval_from_env() -> float:
-    raw = os.environ.get(INTERVAL_ENV)
-    if not raw:
-        return DEFAULT_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = DEFAULT_INTERVAL_S
-    return min(MAX_INTERVAL_S, max(0.1, value))
 
 
 class SchedulerRunner:
@@ -60,7 +44,7 @@ class SchedulerRunner:
     ) -> None:
         self.services = services
         self.lock = lock or leader_lock_for(services.db)
-        self.interval_s = interval_s if interval_s is not None else interval_from_env()
+        self.interval_s = interval_s if interval_s is not None else services.settings.scheduler_leader_interval_s
         self._factory = scheduler_factory
         self._scheduler: BackgroundScheduler | None = None
         self._stop = threading.Event()
@@ -153,13 +137,9 @@ class SchedulerRunner:
         self.lock.release()
 
 
-def scheduler_enabled() -> bool:
-    return os.environ.get(DISABLE_ENV, "").lower() not in ("off", "0", "false", "no")
-
-
 def start_background(services: Services) -> SchedulerRunner | None:
     """The hook `modelbot serve` calls: a leader-elected scheduler beside the web server."""
-    if not scheduler_enabled():
-        log.info("scheduler disabled (%s=off)", DISABLE_ENV)
+    if not services.settings.scheduler:
+        log.info("scheduler disabled (MODELBOT_SCHEDULER=off)")
         return None
     return SchedulerRunner(services).start()

@@ -118,10 +118,10 @@ def stop_scheduler(scheduler: BackgroundScheduler, *, wait: bool = False) -> Non
 # ---- digests ------------------------------------------------------------------------------------
 
 
-def digest_job(sub: SubscriptionView) -> JobSpec:
+def digest_job(sub: SubscriptionView, every: int | None = None) -> JobSpec:
     return JobSpec(
-        id=f"digest:{sub.id}", func=jobs.send_digest, trigger=digest_trigger(sub.schedule), args=(sub.id,),
-        misfire_grace_time=digest_grace_s(sub.schedule), name=f"digest {sub.schedule.describe()} → {sub.channel}",
+        id=f"digest:{sub.id}", func=jobs.send_digest, trigger=digest_trigger(sub.schedule, every), args=(sub.id,),
+        misfire_grace_time=digest_grace_s(sub.schedule, every), name=f"digest {sub.schedule.describe()} → {sub.channel}",
     )
 
 
@@ -177,7 +177,8 @@ def desired_jobs(services: Services) -> list[JobSpec]:
         specs.append(JobSpec(f"pull:{name}", jobs.pull, IntervalTrigger(seconds=interval_s, start_date=EPOCH,
                                                                           timezone=utc),
                              args=(name,), misfire_grace_time=max(30, interval_s // 2)))
-    specs.extend(digest_job(sub) for sub in Subscriptions(services.registry).list_all())
+    every = services.settings.digest_test_every_s
+    specs.extend(digest_job(sub, every) for sub in Subscriptions(services.registry, services.policy).list_all())
     specs.extend(alerts_jobs(services))
     specs.extend(mlflow_jobs(services))
     for provider in JOB_PROVIDERS:
@@ -228,10 +229,11 @@ def catch_up(scheduler: BackgroundScheduler, services: Services, now: datetime) 
     from bot.domain.subscriptions import Subscriptions
 
     queued = []
-    for sub in Subscriptions(services.registry).list_all():
-        trigger = digest_trigger(sub.schedule)
-        fire = latest_fire(trigger, now, digest_lookback(sub.schedule))
-        if fire is None or fire <= sub.created_at or (now - fire).total_seconds() > digest_grace_s(sub.schedule):
+    for sub in Subscriptions(services.registry, services.policy).list_all():
+        every = services.settings.digest_test_every_s
+        trigger = digest_trigger(sub.schedule, every)
+        fire = latest_fire(trigger, now, digest_lookback(sub.schedule, every))
+        if fire is None or fire <= sub.created_at or (now - fire).total_seconds() > digest_grace_s(sub.schedule, every):
             continue
         if sub.last_sent_at is not None and sub.last_sent_at >= fire:
             continue

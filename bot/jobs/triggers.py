@@ -1,9 +1,9 @@
 """When a digest job fires and how late it may run: a subscription's schedule as APScheduler
-triggers (or, in tests, a fixed interval)."""
+triggers (or, in tests, a fixed interval: `every`, from MODELBOT_TEST_DIGEST_EVERY_S through
+the settings)."""
 
 from __future__ import annotations
 
-import os
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
@@ -20,27 +20,19 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 DIGEST_TEST_INTERVAL_ENV = "MODELBOT_TEST_DIGEST_EVERY_S"
 
 
-def _test_interval() -> int | None:
-    raw = os.environ.get(DIGEST_TEST_INTERVAL_ENV)
-    return int(raw) if raw else None
-
-
-def digest_trigger(schedule: Schedule) -> BaseTrigger:
+def digest_trigger(schedule: Schedule, every: int | None = None) -> BaseTrigger:
     """The subscription's cron schedule in its own zone (or the test-only interval)."""
-    every = _test_interval()
     if every:
         return IntervalTrigger(seconds=every, start_date=EPOCH, timezone=zoneinfo.ZoneInfo("UTC"))
     return schedule.trigger()
 
 
-def digest_lookback(schedule: Schedule) -> timedelta:
-    every = _test_interval()
+def digest_lookback(schedule: Schedule, every: int | None = None) -> timedelta:
     return timedelta(seconds=3 * every + 1) if every else schedule.lookback
 
 
-def digest_grace_s(schedule: Schedule) -> int:
+def digest_grace_s(schedule: Schedule, every: int | None = None) -> int:
     """How late a digest may still go out: late news beats none, but not past half a period."""
-    every = _test_interval()
     if every:
         return 2 * every
     return 900 if schedule.frequency == "hourly" else 3600

@@ -13,6 +13,7 @@ from slack_bolt.authorization import AuthorizeResult
 from bot.config.settings import ConfigError
 from bot.listeners import actions, commands, events, views
 from bot.listeners.replies import error_message, mark_received
+from bot.slack.channels import attach_channel_resolver
 from bot.slack.client import make_web_client
 from bot.slack.usergroups import attach_group_resolver
 
@@ -82,6 +83,7 @@ def build_app(services: Services, mode: Mode) -> App:
     events.register(app, services)
     views.register(app, services)
     attach_group_resolver(services, client)  # the policy's @handles resolve through this workspace
+    attach_channel_resolver(services, client)  # and `#channel-name` in commands
 
     @app.error
     def unhandled(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:

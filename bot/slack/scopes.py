@@ -23,6 +23,8 @@ METHOD_SCOPES: dict[str, str | None] = {
     "usergroups.list": "usergroups:read",
     "users.info": "users:read",
     "conversations.info": "channels:read",
+    # `#channel-name` in commands → channel id (public channels; bot/slack/channels.py)
+    "conversations.list": "channels:read",
     # The outbox worker reads history to find a message an interrupted attempt may already have
     # posted (idempotent retries). Public channels need channels:history; a private approval
     # channel would also need groups:history, which we do not request until one is supported.

@@ -87,4 +87,5 @@ def make_group_resolver(client: WebClient, *, ttl: float = DEFAULT_TTL_S) -> Sla
 def attach_group_resolver(services: Services, client: WebClient) -> None:
     """Let the domain resolve `@handles` through Slack, when the policy names any."""
     if services.policy.group_handles():
-        services.deployments.groups = make_group_resolver(client)
+        services.groups = make_group_resolver(client)
+        services.deployments.groups = services.groups

@@ -1,36 +1,21 @@
-"""What every source's `collect` returns, and which version a sample is attributed to."""
+"""What every source's `collect` returns (`Collected`, from the monitoring domain), which version a
+live sample is attributed to, and version labels as sources write them."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from bot.domain.entities import EnvironmentState
-from bot.domain.samples import SampleIn
+from bot.domain.monitoring.attribution import Serving
+from bot.domain.monitoring.recording import Collected
 
-
-@dataclass
-class Collected:
-    """Samples gathered by one pull, plus per-part errors (one failing query does not void the
-    others) and notes (skipped values, down targets) for the log and the pull result."""
-
-    samples: list[SampleIn] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # True when there was nothing new to fetch (not an outage: no "no data" error)
-    up_to_date: bool = False
+__all__ = ["Collected", "finite", "parse_version", "serving_version"]
 
 
 def serving_version(state: EnvironmentState) -> int | None:
-    """The version a live measurement belongs to when the source does not say.
-
-    The stable version when no canary takes traffic; None during a canary, because then
-    the numbers mix two versions and attributing them to either would mislead the
-    "against the previous version" comparison.
-    """
-    if state.canary is not None and state.canary_weight > 0:
-        return None
-    return state.stable
+    """The version a live measurement belongs to when the source does not say: the one serving
+    alone now, or None while a canary takes traffic (the attribution rule, `attribution.py`)."""
+    return Serving(None, state.stable, state.canary, state.canary_weight).sole
 
 
 def parse_version(raw: object) -> int | None:

@@ -23,13 +23,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from bot.config.sources import DEFAULT_BACKOFF_S, DEFAULT_MAX_RESPONSE_BYTES, HttpOptions
 from bot.domain.names import preview
 from bot.redaction import redact_text, redact_url
 
-DEFAULT_TIMEOUT_S = 5.0
-DEFAULT_RETRIES = 2
-DEFAULT_BACKOFF_S = 0.5
-DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 RETRY_AFTER_MAX_S = 30.0
 BACKOFF_MAX_S = 10.0
 MAX_REDIRECTS = 3
@@ -87,16 +84,6 @@ def retry_policy(retries: int, backoff_s: float = DEFAULT_BACKOFF_S) -> Retry:
 
 
 @dataclass(frozen=True)
-class HttpOptions:
-    """Per-source knobs, parsed from `[[sources]]` (`timeout`, `retries`, `max_response_mb`)."""
-
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    retries: int = DEFAULT_RETRIES
-    backoff_s: float = DEFAULT_BACKOFF_S
-    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-
-
-@dataclass(frozen=True)
 class Answer:
     """An HTTP answer read in full (within the size cap)."""
 
@@ -104,7 +91,10 @@ class Answer:
     body: bytes
 
 
-def make_session(options: HttpOptions = HttpOptions()) -> requests.Session:
+DEFAULT_OPTIONS = HttpOptions()
+
+
+def make_session(options: HttpOptions = DEFAULT_OPTIONS) -> requests.Session:
     """A session with the one retry policy, at most MAX_REDIRECTS redirects and JSON accepted."""
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry_policy(options.retries, options.backoff_s))

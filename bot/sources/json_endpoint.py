@@ -1,7 +1,7 @@
 """JSON endpoint: GET a URL and pick metric values out of the document by path.
 
 For serving systems that expose their own numbers as JSON (a `/stats` route, a
-feature store's summary). Paths are the small language in `jsonpath.py`
+feature store's summary). Paths are the small language in `bot/config/jsonpath.py`
 (`data.metrics[0].value`, `items[*].latency`); a path that selects several values is
 reduced by its `aggregate` (mean by default). Values must be numbers or numeric
 strings; booleans count as 0/1 (an `"healthy": true` flag is a fine metric). All
@@ -18,8 +18,8 @@ from typing import Any
 
 from bot.config.sources import JsonMetric, JsonSource
 from bot.domain.errors import InvalidInput
+from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
-from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, parse_version, serving_version
 from bot.sources.http import SourceError, describe, get_json, make_session
 

@@ -5,7 +5,7 @@ availability is meant to show, and inflate the response time. "Up" means a 2xx a
 within the timeout (redirects followed); anything else is "down", with the reason in
 the pull's notes and one log line. `health_latency_ms` is recorded whenever the
 target answered at all, since a slow 503 is still worth charting. Availability, MTTR
-and MTBF are computed from the `up` series by `bot.domain.availability`.
+and MTBF are computed from the `up` series by `bot.domain.monitoring.availability`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.config.sources import ProbeSource
+from bot.config.sources import HttpOptions, ProbeSource
+from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
-from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, serving_version
-from bot.sources.http import HttpOptions, SourceError, describe, get, make_session
+from bot.sources.http import SourceError, describe, get, make_session
 
 WHAT = "health endpoint"
 UP_METRIC = "up"

@@ -21,12 +21,12 @@ from typing import Any
 
 import requests
 
-from bot.config.sources import PrometheusSource, PromQuery, fill
+from bot.config.sources import DEFAULT_MAX_RESPONSE_BYTES, PrometheusSource, PromQuery, fill
 from bot.domain.entities import EnvironmentState
+from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
-from bot.domain.samples import SampleIn
 from bot.sources.common import Collected, parse_version, serving_version
-from bot.sources.http import DEFAULT_MAX_RESPONSE_BYTES, SourceError, describe, get_json, make_session
+from bot.sources.http import SourceError, describe, get_json, make_session
 
 WHAT = "Prometheus"
 

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 from bot.config.sources import AnySource, JsonSource, PredictionLogSource, ProbeSource, PrometheusSource
 from bot.domain.entities import as_utc
 from bot.domain.errors import ModelbotError
-from bot.sources import json_endpoint, prediction_logs, probes, prometheus
+from bot.domain.monitoring import log_pull
+from bot.domain.monitoring.log_files import Location
+from bot.domain.monitoring.prediction_logs import LabelsSpec, LogSpec
+from bot.domain.monitoring.recording import PullResult, record_failure, record_pull
+from bot.sources import json_endpoint, probes, prometheus
 from bot.sources.common import Collected
 from bot.sources.http import SourceError
-from bot.sources.recording import PullResult, record_failure, record_pull
 from storage.db import DatabaseBusy, DatabaseUnreachable
 
 if TYPE_CHECKING:
@@ -49,7 +52,8 @@ def pull_source(services: Services, source: AnySource, now: datetime | None = No
     if not collected.samples and error is None and not collected.up_to_date:
         error = "no data: " + ("; ".join(collected.notes) or "the source returned nothing.")
     try:
-        recorded = record_pull(registry, source.name, collected.samples, now=now, error=error)
+        recorded = record_pull(registry, source.name, collected.samples, now=now, error=error,
+                               replace=collected.replace, cursor=collected.cursor)
     except (ModelbotError, DatabaseBusy, DatabaseUnreachable) as exc:
         message = getattr(exc, "message", None) or str(exc)
         return _failed(services, source, now, f"could not record samples: {message}")
@@ -79,7 +83,7 @@ def _collect(services: Services, source: AnySource, now: datetime) -> Collected:
             log.warning("source %s (probe): %s", source.name, note)
         return collected
     if isinstance(source, PredictionLogSource):
-        return prediction_logs.collect(registry, source, now)
+        return log_pull.collect(registry, log_source(source), now)
     raise TypeError(f"unknown source type {type(source).__name__}")
 
 
@@ -91,3 +95,18 @@ def _failed(services: Services, source: AnySource, now: datetime, error: str, *,
     except Exception as exc:  # the database itself is down: the log line above is all we can do
         log.warning("source %s: could not store its status either: %s", source.name, exc)
     return PullResult(source.name, source.type, now, False, 0, (), error)
+
+
+def log_source(source: PredictionLogSource) -> log_pull.LogSource:
+    """The domain's view of a configured prediction log."""
+    labels = None
+    if source.labels is not None:
+        labels = LabelsSpec(Location(path=source.labels.path, sql_url=source.labels.sql_url,
+                                     table=source.labels.table), dict(source.labels.columns))
+    spec = LogSpec(model=source.model, environment=source.environment, version=source.version,
+                   features=source.features, reference=source.reference, window=source.window,
+                   columns=dict(source.columns), chunk_rows=source.chunk_rows, drift_method=source.drift_method,
+                   positive_label=source.positive_label, task=source.task, labels=labels, lateness=source.lateness,
+                   label_horizon=source.label_horizon, pushdown=source.pushdown)
+    return log_pull.LogSource(source.name, Location(path=source.path, sql_url=source.sql_url, table=source.table),
+                              spec)

@@ -163,7 +163,9 @@ def create_web_app(
     included as given, `mounts` are whole sub-apps under a prefix (`{"/api/v1": api_app}`),
     so one port, one metrics middleware and one graceful shutdown cover everything.
     """
-    web = FastAPI(title="modelbot", docs_url=None, redoc_url=None, openapi_url=None)
+    from bot.web.api.app import NO_TELEMETRY
+
+    web = FastAPI(title="modelbot", docs_url=None, redoc_url=None, openapi_url=None, telemetry=NO_TELEMETRY)
     web.state.services = services
     web.add_middleware(HttpMetricsMiddleware)
 

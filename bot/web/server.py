@@ -17,6 +17,14 @@ import uvicorn
 log = logging.getLogger("modelbot.web")
 
 GRACEFUL_SHUTDOWN_S = 10
+# Production configuration: our logging (log_config=None), no per-request access log
+# (Prometheus counts requests), a bounded graceful shutdown. `serve --workers` uses it too.
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    "server_header": False,
+}
 
 
 class WebServer(uvicorn.Server):
@@ -42,19 +50,8 @@ class WebServer(uvicorn.Server):
 
 
 def make_server(app: Any, host: str, port: int) -> WebServer:
-    """A production configuration: our logging (log_config=None), no per-request access log
-    (Prometheus counts requests), and a bounded graceful shutdown."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        server_header=False,
-    )
-    return WebServer(config)
+    """One process serving `app` with SERVER_OPTIONS."""
+    return WebServer(uvicorn.Config(app, host=host, port=port, lifespan="off", **SERVER_OPTIONS))
 
 
 class ServerThread:

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from storage.models import AuditEvent, ChangeRequest, Deployment, RegisteredModel, RequestVote
+from storage.models import ChangeRequest, Deployment, RegisteredModel, RequestVote
 
 
 def _for_update(session: Session, statement: Any) -> Any:
@@ -92,11 +92,3 @@ def vote_by(session: Session, request_id: int, voter: str) -> RequestVote | None
     return session.exec(
         select(RequestVote).where(RequestVote.request_id == request_id, RequestVote.voter == voter)
     ).first()
-
-
-def add_audit(session: Session, **values: Any) -> AuditEvent:
-    """Append one audit row (its id is set once the session flushes)."""
-    event = AuditEvent(**values)
-    session.add(event)
-    session.flush()
-    return event

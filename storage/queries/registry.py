@@ -443,8 +443,6 @@ NEXT_VERSION_NUMBER = (
     .returning(_models.c.id, _models.c.name, _models.c.latest_version)
 )
 _INSERT_VERSION = sa.insert(_versions)
-_INSERT_AUDIT = sa.insert(_audit)
-_INSERT_AUDIT_RETURNING_ID = sa.insert(_audit).returning(_audit.c.id)
 
 
 def next_version_number(session: Session, name: str) -> sa.Row[Any]:
@@ -456,16 +454,6 @@ def next_version_number(session: Session, name: str) -> sa.Row[Any]:
 
 def insert_version(session: Session, values: dict[str, Any]) -> None:
     session.connection().execute(_INSERT_VERSION, values)
-
-
-def insert_audit(session: Session, values: dict[str, Any]) -> None:
-    """Append one audit row (every column named)."""
-    session.connection().execute(_INSERT_AUDIT, values)
-
-
-def insert_audit_returning_id(session: Session, values: dict[str, Any]) -> int:
-    """`insert_audit`, for a caller that shows the row (its id)."""
-    return int(session.connection().execute(_INSERT_AUDIT_RETURNING_ID, values).scalar_one())
 
 
 def _dialect(session: Session) -> str:

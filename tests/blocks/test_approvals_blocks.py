@@ -67,7 +67,7 @@ def test_pending_card_shows_comparison_gates_votes_expiry_and_two_buttons() -> N
     valid_for_slack(message)
     body = texts(message)
     assert message.blocks[0]["text"]["text"] == "Promotion request #12: churn v7 → production"
-    assert "auc" in body and "+0.002 ▲" in body and "−10 ▲" in body  # latency: lower is better
+    assert "auc" in body and "+0.002 ▲" in body and "-10 ▲" in body  # latency: lower is better
     assert "`lr`" not in body and "*lr*: `0.1` → `0.05`" in body  # changed params only
     assert "depth" not in body.split("Params that changed")[1]
     assert ":white_check_mark: `auc &gt;= current.auc - 0.005` — 0.912 vs 0.905" in body

@@ -16,10 +16,10 @@ from bot.blocks.text import render
 from bot.blocks.textfmt import duration
 from bot.config.settings import Settings
 from bot.domain.errors import NotFound
+from bot.domain.monitoring.recording import record_failure
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.services import Services, open_services
-from bot.sources.recording import record_failure
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -67,9 +67,10 @@ def test_one_model_in_detail(services: Services) -> None:
     assert len(message.blocks) <= MAX_MESSAGE_BLOCKS and not message.in_channel
     text = shown(message)
     assert "churn: status, last 24h" in text
-    assert "production  v2 (previous v1)" in text
-    assert "accuracy        0.91    +0.06 ▲  +0.11 ▲" in text  # window mean 0.91 vs 0.85; v1 mean 0.80
-    assert "latency_p95_ms  130     +30 ▼    –" in text  # lower is better
+    assert "production  v2 since 10 Nov 12:00 (previous v1)" in text
+    assert "metric          v2 latest  Δ24h     v1 before  Δprev" in text
+    assert "accuracy        0.91       +0.06 ▲  0.8        +0.11 ▲" in text  # window mean 0.91 vs 0.85; v1 0.80
+    assert "latency_p95_ms  130        +30 ▼    –          –" in text  # lower is better
     assert "psi:age" not in text.split("Drift")[0]  # per-feature drift is summarised, not a metric row
     assert "Drift · 100% of features · ⚠️ dataset drift · age psi 0.4" in text
     assert "Availability 95.00% · 1 incident · MTTR 1h · MTBF 19h" in text
@@ -87,7 +88,7 @@ def test_one_environment(services: Services) -> None:
 def test_every_model_on_a_line(services: Services) -> None:
     text = shown(handlers.run_text(services, ME, "st"))
     assert "Model status, last 24h" in text
-    assert "production v2 · accuracy 0.91 · p95 130 ms  ⚠️ up 95.0%  ⚠️ drift" in text
+    assert "production v2 · accuracy 0.91 · p95 130 ms · drift 100%  ⚠️ up 95.0%  ⚠️ drift" in text
     assert "fraud\nnothing deployed, no data" in text
 
 

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.cli.main import main
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import Registry
-from bot.domain.samples import SampleIn, Samples
 from storage.db import Database, DatabaseSettings
 from storage.models import MetricSample
 

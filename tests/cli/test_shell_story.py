@@ -27,7 +27,7 @@ from bot.cli.console import Directory, Shell
 from bot.config.settings import Settings
 from bot.domain.mlflow.inbound import Delivery, MlflowSync
 from bot.domain.mlflow.settings import SyncSettings
-from bot.domain.samples import SampleIn, Samples
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.services import Services, open_services
 from storage.models import OutboxMessage
 from tests.domain.test_mlflow_rules import MemoryMlflow

@@ -62,10 +62,24 @@ def test_settings_and_rules_parse(tmp_path: Path) -> None:
     assert (s.default_channel, s.group_wait, s.group_interval, s.repeat_interval, s.evaluation_interval) == (
         "C0ALERTS", timedelta(seconds=10), timedelta(minutes=5), timedelta(hours=2), timedelta(seconds=30))
     first, second, third = config.rules
-    assert (first.op, first.threshold, first.for_, first.severity, first.target, first.failure_limit) == (
-        ">", "0.05", "5m", "critical", "both", 2)
-    assert (second.environment, second.threshold) == ("staging", "previous-0.02")
-    assert (third.kind, third.anomaly_k, third.anomaly_window, third.channel) == ("anomaly", 3.0, "3d", "C0ONCALL")
+    assert (first.op, first.threshold, first.for_seconds, first.severity, first.target, first.failure_limit) == (
+        ">", 0.05, 300, "critical", "both", 2)
+    assert (second.environment, second.baseline, second.threshold) == ("staging", "previous", -0.02)
+    assert (third.kind, third.anomaly_k, third.anomaly_window_seconds, third.channel) == (
+        "anomaly", 3.0, 3 * 86400, "C0ONCALL")
+    assert {rule.origin for rule in config.rules} == {"config"}
+
+
+def test_the_file_and_the_command_make_the_same_rule(tmp_path: Path) -> None:
+    """One rule shape: `[[alerts.rules]]` and `/model alert add` say the same rule the same way."""
+    from bot import commands
+
+    first, second, third = alert_config(load_policy(write(tmp_path, GOOD))).rules
+    typed = [commands.parse(text).rule for text in (  # type: ignore[attr-defined]
+        "alert add churn error_rate > 0.05 for 5m critical both failure-limit 2",
+        "alert add churn@staging auc < previous - 0.02",
+        "alert add churn latency_p95_ms anomalous k 3 window 3d C0ONCALL")]
+    assert [r.identity() for r in typed] == [first.identity(), second.identity(), third.identity()]
 
 
 def test_no_alerts_section_means_defaults(tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 
 from bot.config.settings import Settings
 from bot.delivery.jobs import metadata_outbox_id
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.jobs.alerting import chart_pending, run_cycle
 from bot.services import Services, open_services
 from storage.models import OutboxMessage

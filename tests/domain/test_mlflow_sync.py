@@ -274,7 +274,7 @@ def test_a_version_registered_in_mlflow_reaches_slack_and_slack_decisions_move_t
     card = s.card_of(v2)
     table = "\n".join(section_texts(card.blocks))
     rows = {line.split()[0]: line.rstrip("`") for line in table.splitlines() if line.startswith(("auc", "log_loss"))}
-    assert f"v{v1} (production)" in table and rows["auc"].endswith("+0.03 ▲") and rows["log_loss"].endswith("−0.05 ▲")
+    assert f"v{v1} (production)" in table and rows["auc"].endswith("+0.03 ▲") and rows["log_loss"].endswith("-0.05 ▲")
     assert buttons(card.blocks)[0]["text"]["text"] == f"Compare with v{v1}"
     compared = s.click(card, mlflow_cards.COMPARE_ACTION, "U0BOB", MODELS)
     assert compared.text == f"{s.model} v{v1} vs v{v2}: auc better in v{v2}; log_loss better in v{v2}"

@@ -293,10 +293,25 @@ def test_psi_numeric_reference_deciles_hand_checked() -> None:
     ref = np.arange(100.0)
     cur = np.concatenate([np.arange(50.0), np.arange(50.0)])
     assert dr.quantile_edges(ref, 10) == pytest.approx([9.9, 19.8, 29.7, 39.6, 49.5, 59.4, 69.3, 79.2, 89.1])
-    assert psi(ref, cur) == pytest.approx(3.796997352, abs=1e-8)
-    assert psi(ref, ref) == 0.0
-    verdict = feature_drift(ref, cur, "x", config=DriftConfig(method="psi"))
+    assert psi(ref, cur, binning="quantile") == pytest.approx(3.796997352, abs=1e-8)
+    assert psi(ref, ref, binning="quantile") == 0.0
+    verdict = feature_drift(ref, cur, "x", config=DriftConfig(method="psi", psi_binning="quantile"))
     assert verdict.drifted and verdict.threshold == 0.1 and verdict.p_value is None
+
+
+def test_numeric_psi_defaults_to_evidently_sturges_bins_hand_checked() -> None:
+    # ref 0…99 and cur 0…49 twice: 200 values over [0, 99], Sturges: log2(200)+1 = 8.64 → 9 bins
+    # of width 11: ref has 11 per bin and 12 in the last (88…99: numpy closes the last bin),
+    # cur 22 in bins 1–4, 44…49 twice = 12 in bin 5, none above → ε = 1e-4 there.
+    ref = np.arange(100.0)
+    cur = np.concatenate([np.arange(50.0), np.arange(50.0)])
+    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), "sturges")
+    assert len(edges) == 10 and edges[1] == 11.0
+    r = np.array([11] * 8 + [12]) / 100
+    c = np.array([22, 22, 22, 22, 12, 0, 0, 0, 0]) / 100
+    c[c == 0] = 1e-4
+    assert psi(ref, cur) == pytest.approx(float(np.sum((r - c) * np.log(r / c))), abs=1e-12)
+    assert feature_drift(ref, cur, "x", config=DriftConfig(method="psi")).statistic == psi(ref, cur)
 
 
 def test_evidently_binning_is_sturges_over_both_samples() -> None:
@@ -330,9 +345,30 @@ def test_ks_exact_matches_scipy(samples: tuple[np.ndarray, np.ndarray, bool]) ->
     if swap:
         a, b = b, a
     d, p = ks_2samp(a, b)
-    want = stats.ks_2samp(a, b)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        want = stats.ks_2samp(a, b)
     assert d == pytest.approx(want.statistic, abs=1e-12)
-    assert p == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
+    if any("Exact calculation unsuccessful" in str(w.message) for w in caught):
+        # SciPy's exact sum left [0, 1] by rounding and it fell back to the asymptotic formula;
+        # ours stays exact: compare with the path count done in integers.
+        assert p == pytest.approx(_exact_ks_pvalue_by_counting(len(a), len(b), d), rel=1e-9, abs=1e-300)
+    else:
+        assert p == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
+
+
+def _exact_ks_pvalue_by_counting(n1: int, n2: int, d: float) -> float:
+    """P(D ≥ d) by counting, in exact integers, the lattice paths (0,0)→(n1,n2) that stay inside
+    |x·n2 − y·n1| < h·g (d = h/lcm); the definition, with no formula in between."""
+    g = math.gcd(n1, n2)
+    h = round(d * (n1 // g) * n2)
+    inside = [[0] * (n2 + 1) for _ in range(n1 + 1)]
+    for x in range(n1 + 1):
+        for y in range(n2 + 1):
+            if abs(x * n2 - y * n1) >= h * g:
+                continue
+            inside[x][y] = 1 if x == y == 0 else (inside[x - 1][y] if x else 0) + (inside[x][y - 1] if y else 0)
+    return 1 - inside[n1][n2] / math.comb(n1 + n2, n1)
 
 
 @pytest.mark.parametrize(

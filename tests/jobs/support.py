@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config.settings import Settings
 from bot.delivery.worker import DeliveryWorker
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.policy import Policy, default_policy
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.services import Services, open_services
 from bot.slack.client import make_web_client
 from storage.models import OutboxMessage

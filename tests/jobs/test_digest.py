@@ -19,7 +19,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import handlers
-from bot.domain.digest import already_sent
+from bot.domain.monitoring.digest import already_sent
 from bot.domain.schedule import Schedule, latest_fire, next_fire, period_for
 from bot.domain.subscriptions import Subscriptions
 from bot.jobs import jobs
@@ -64,7 +64,7 @@ def subscribe(services: Services, clock: Clock, text: str = "subscribe churn dai
     clock.set(SUBSCRIBED_AT)
     handlers.run_text(services, handlers.Actor("U0ALICE", CHANNEL), text)
     clock.set(None)
-    return Subscriptions(services.registry).list_all()[-1].id
+    return Subscriptions(services.registry, services.policy).list_all()[-1].id
 
 
 def job_ran(scheduler: BackgroundScheduler, job_id: str) -> tuple[threading.Event, list[JobExecutionEvent]]:
@@ -144,7 +144,7 @@ def test_digest_appears_at_the_scheduled_minute_with_its_chart_in_the_thread(
     body = "\n".join(str(b) for b in digest.blocks or [])
     assert "auc" in body and "latency_p95_ms" in body
     assert "uptime 100.00%" in body and "drift: 0 of 1 features" in body
-    assert "promote v1 → v2 at 28 Mar 16:00" in body  # the version change, in Berlin time
+    assert "↪ promoted v1 → v2 · 28 Mar 16:00" in body  # the version change, in Berlin time
     # the chart: through the three-step upload, into the digest's thread
     for method in ("files.getUploadURLExternal", "upload_url", "files.completeUploadExternal"):
         assert len(slack.calls_to(method)) == 1, method
@@ -277,7 +277,7 @@ def test_subscription_changes_replace_or_remove_only_their_job(services: Service
         try:
             sync_jobs(scheduler, services)
             subscribe(services, clock, "subscribe churn daily 10:30 Europe/Berlin")  # same digest, new time
-            assert len(Subscriptions(services.registry).list_all()) == 1
+            assert len(Subscriptions(services.registry, services.policy).list_all()) == 1
             result = sync_jobs(scheduler, services)
             assert result.replaced == [f"digest:{sub_id}"] and not result.added and not result.removed
             assert scheduler.get_job(f"digest:{sub_id}").next_run_time == datetime(2026, 3, 29, 8, 30, tzinfo=UTC)

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from bot.blocks import alerts as cards
 from bot.delivery.worker import DeliveryWorker
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
-from bot.domain.samples import SampleIn, Samples
 from bot.jobs.alerting import chart_pending, run_cycle
 from bot.listeners.app import build_app
 from bot.services import open_services
@@ -287,7 +287,7 @@ BAD_INPUT = [
     ("alert add churn error_rate > 0.05 for abc", "'abc' is not a `for` duration"),
     ("alert add churn error_rate > NaN", "The threshold must be a finite number, not NaN"),
     ("alert add churn error_rate > inf", "The threshold must be a finite number, not inf"),
-    ("alert add churn error_rate > 0.05 #ml-oncall", "Slack did not recognise '#ml-oncall' as a channel"),
+    ("alert add churn error_rate > 0.05 #ml-oncall", "There is no public channel named #ml-oncall that I can see"),
     ("alert add churn@moon error_rate > 0.05", "There is no environment 'moon'"),
     ("alert add nosuchmodel error_rate > 0.05", "nosuchmodel"),
     ("silence churn 45d", "Silences last at most 30 days"),

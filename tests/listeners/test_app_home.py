@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from bot.blocks import approvals as cards
 from bot.blocks import home as home_blocks
 from bot.delivery.worker import DeliveryWorker
-from bot.domain import status
 from bot.domain.home import HomeEnvironment, HomeModel, HomeModels
+from bot.domain.monitoring import status
 from bot.domain.registry import NewVersion
 from bot.handlers.home import HomeRefresher
 from bot.listeners.app import build_app
@@ -412,8 +412,8 @@ def test_a_view_over_the_size_budget_drops_models_and_more_continues_with_them(
 
 def test_health_badges_and_firing_alerts(tab: HomeTab) -> None:
     from bot.domain.alerting.engine import AlertEngine, AlertSettings
-    from bot.domain.alerting.rules import AlertRules, RuleSpec
-    from bot.domain.samples import SampleIn, Samples
+    from bot.domain.alerting.rules import AlertRules, parse_rule
+    from bot.domain.monitoring.samples import SampleIn, Samples
 
     registry = tab.bot.registry
     for model in ("churn", "fraud", "quiet", "loud"):
@@ -424,8 +424,9 @@ def test_health_badges_and_firing_alerts(tab: HomeTab) -> None:
         SampleIn("fraud", "production", "roc_auc", 0.91, now - timedelta(days=3), 1),  # stale
         SampleIn("loud", "production", "error_rate", 0.09, now - timedelta(minutes=1), 1),
     ], source="test")
-    AlertRules(registry).add(RuleSpec("loud", "production", "error_rate", op=">", threshold="0.05",
-                                      severity="critical"), actor="U0BOB", now=now)
+    AlertRules(registry, tab.bot.services.policy).add(parse_rule("loud", "production", "error_rate", op=">",
+                                                                 threshold="0.05", severity="critical"),
+                                                      actor="U0ALICE", now=now)
     AlertEngine(registry, AlertSettings(default_channel="C0ALERTS"), clock=tab.bot.services.clock).evaluate()
 
     text = text_of(tab.open("U0BOB"))

@@ -14,18 +14,27 @@ import logging
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.config import jsonpath
 from bot.config.policy_file import load_policy
-from bot.config.sources import JsonMetric, JsonSource, PrometheusSource, PromQuery, configured_sources
-from bot.domain import status
+from bot.config.sources import (
+    HttpOptions,
+    JsonMetric,
+    JsonSource,
+    PrometheusSource,
+    PromQuery,
+    configured_sources,
+)
+from bot.domain.monitoring import status
+from bot.domain.monitoring.recording import source_status
 from bot.services import Services
-from bot.sources import jsonpath
-from bot.sources.http import MAX_REDIRECTS, HttpOptions
+from bot.sources.http import MAX_REDIRECTS
 from bot.sources.pull import pull_source
-from bot.sources.recording import source_status
 from storage.models import SourceStatus
 from tests.sources.conftest import Clock, LocalServer
 
@@ -153,27 +162,44 @@ def test_at_most_three_redirects(services: Services, http_server: LocalServer, h
         assert f"redirected more than {MAX_REDIRECTS} times" in (result.error or "")
 
 
-def test_a_missing_table_in_a_prediction_log_database_is_one_plain_sentence(
-    services: Services, tmp_path: Path
-) -> None:
-    logs = tmp_path / "logs.db"
-    sqlite3.connect(logs).close()
+def log_source(tmp_path: Path, sql_url: str) -> Any:
     policy = tmp_path / "modelbot.toml"
     policy.write_text(f"""
 [[sources]]
 name = "churn-log"
 type = "prediction_log"
-sql_url = "sqlite:///{logs}"
+sql_url = "{sql_url}"
 table = "predictions"
 model = "churn"
 environment = "production"
 """)
     [source] = configured_sources(load_policy(policy))
-    result = pull_source(services, source)
+    return source
+
+
+def test_a_missing_table_in_a_prediction_log_database_is_one_plain_sentence(
+    services: Services, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs.db"
+    sqlite3.connect(logs).close()
+    result = pull_source(services, log_source(tmp_path, f"sqlite:///{logs}"))
     assert not result.ok
-    assert result.error == f"Table predictions does not exist in the database at sqlite:///{logs}: check table = \"…\" " \
+    assert result.error == f"there is no table predictions in the database at sqlite:///{logs}: check table = \"…\" " \
                            "in this source."
     assert "SELECT" not in result.error and "unexpected" not in result.error
+
+
+@pytest.mark.postgres
+def test_a_password_in_a_prediction_log_url_stays_out_of_its_error(services: Services, tmp_path: Path,
+                                                                   postgres_url: str) -> None:
+    """The missing-table sentence names the database (a PostgreSQL URL with its password), redacted."""
+    password = sa.engine.make_url(postgres_url).password
+    assert password
+    result = pull_source(services, log_source(tmp_path, postgres_url))
+    assert not result.ok and result.error and "there is no table predictions in the database at" in result.error
+    assert ":[redacted]@" in result.error
+    stored = source_status(services.registry, ["churn-log"])["churn-log"].last_error or ""
+    assert f":{password}@" not in result.error and f":{password}@" not in stored  # (the test user is its password)
 
 
 def test_source_credentials_stay_out_of_what_the_programs_show(http_server: LocalServer, tmp_path: Path) -> None:
@@ -234,7 +260,7 @@ def test_source_credentials_stay_out_of_what_the_programs_show(http_server: Loca
         assert "metrics:[redacted]@" in shown[where] and "api_key=[redacted]" in shown[where], where
     for where, text in shown.items():
         assert PASSWORD not in text and KEY not in text, where
-    assert "source churn-log: no data yet: Table predictions does not exist in the database" in shown["status"]
+    assert "source churn-log: no data yet: there is no table predictions in the database" in shown["status"]
     assert "SELECT" not in shown["status"] and "unexpected" not in shown["status"]
 
 

@@ -10,15 +10,14 @@ from datetime import timedelta
 
 import pytest
 
-from bot.config.sources import JsonMetric, JsonSource
+from bot.config import jsonpath
+from bot.config.sources import HttpOptions, JsonMetric, JsonSource
 from bot.domain.errors import InvalidInput
-from bot.domain.samples import Samples
+from bot.domain.monitoring.recording import source_status
+from bot.domain.monitoring.samples import Samples
 from bot.services import Services
-from bot.sources import jsonpath
-from bot.sources.http import HttpOptions
 from bot.sources.json_endpoint import extract
 from bot.sources.pull import pull_source
-from bot.sources.recording import source_status
 from tests.sources.conftest import T0, Clock, LocalServer
 
 DOCUMENT = {

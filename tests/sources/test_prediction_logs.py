@@ -17,16 +17,15 @@ import sqlalchemy as sa
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from bot.config.sources import PredictionLogSource
-from bot.domain import status
 from bot.domain.entities import as_utc
 from bot.domain.errors import InvalidInput
-from bot.domain.monitoring import psi
-from bot.domain.samples import Samples
+from bot.domain.monitoring import psi, status
+from bot.domain.monitoring.log_files import Location
+from bot.domain.monitoring.prediction_logs import LogSpec, summarise
+from bot.domain.monitoring.recording import source_status
+from bot.domain.monitoring.samples import Samples
 from bot.services import Services
-from bot.sources.log_reader import Location
-from bot.sources.prediction_logs import LogSpec, summarise
 from bot.sources.pull import pull_source
-from bot.sources.recording import source_status
 from tests.sources.conftest import T0, Clock
 
 ENVS = ("staging", "production")
@@ -227,7 +226,7 @@ def test_a_pull_records_the_last_complete_window_once(services: Services, clock:
     hour = frame[(frame.timestamp >= (T0 + HOUR).timestamp()) & (frame.timestamp < (T0 + 2 * HOUR).timestamp())]
     assert latest["predictions"].value == len(hour)
     assert latest["accuracy"].value == pytest.approx(accuracy_score(hour.label, hour.prediction), abs=1e-12)
-    assert latest["accuracy"].version is None  # no version column and none configured: not guessed
+    assert latest["accuracy"].version == 2  # no version column: v2 served alone then (deployment history)
     clock.now += timedelta(minutes=5)  # same window again: nothing new, nothing duplicated, not an error
     again = pull_source(services, source)
     assert again.ok and again.recorded == 0 and "already recorded" in again.notes[0]
@@ -270,3 +269,65 @@ def test_a_corrupt_file_is_an_error_not_a_crash(services: Services, clock: Clock
     clock.now = T0 + 2 * HOUR
     result = pull_source(services, log_source(path, tmp_path))
     assert not result.ok and result.error is not None and result.error.startswith(f"{path}: not readable as Parquet")
+
+
+# ---- more model kinds and data quality per window ----------------------------------------------------
+
+
+def test_a_regression_log_gives_sklearns_regression_metrics(tmp_path: Path) -> None:
+    from sklearn.metrics import (
+        mean_absolute_error,
+        mean_absolute_percentage_error,
+        r2_score,
+        root_mean_squared_error,
+    )
+
+    rng = np.random.default_rng(4)
+    n = 1500
+    y = rng.gamma(3.0, 40.0, n)
+    frame = pd.DataFrame({"timestamp": int(T0.timestamp()) + np.sort(rng.integers(0, 2 * 3600, n)),
+                          "label": y, "prediction": y + rng.normal(0, 15, n)})
+    got = metrics_by_window(Location(path=str(write(frame, tmp_path / "ltv.csv"))),
+                            LogSpec(model="ltv", environment="production", task="regression"))
+    for start, metrics in got.items():
+        rows = frame[(frame.timestamp >= start.timestamp()) & (frame.timestamp < (start + HOUR).timestamp())]
+        assert metrics["mae"] == pytest.approx(mean_absolute_error(rows.label, rows.prediction), rel=1e-9)
+        assert metrics["rmse"] == pytest.approx(root_mean_squared_error(rows.label, rows.prediction), rel=1e-9)
+        assert metrics["r2"] == pytest.approx(r2_score(rows.label, rows.prediction), rel=1e-9)
+        assert metrics["mape"] == pytest.approx(mean_absolute_percentage_error(rows.label, rows.prediction), rel=1e-9)
+        assert "accuracy" not in metrics and metrics["label_coverage"] == 1.0
+
+
+def test_a_multiclass_log_gives_one_vs_rest_auc(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    n = 1200
+    raw = rng.gamma(1.0, 1.0, (n, 3))
+    proba = raw / raw.sum(axis=1, keepdims=True)
+    label = np.array([rng.choice(3, p=p) for p in proba])
+    frame = pd.DataFrame({"timestamp": int(T0.timestamp()) + np.sort(rng.integers(0, 3600, n)),
+                          "label": label, "prediction": proba.argmax(axis=1),
+                          **{f"proba_{c}": proba[:, c] for c in range(3)}})
+    got = metrics_by_window(Location(path=str(write(frame, tmp_path / "log.parquet"))),
+                            LogSpec(model="churn", environment="production", columns={"score": "proba_*"}))
+    (metrics,) = got.values()
+    for average in ("macro", "weighted"):
+        want = roc_auc_score(frame.label, proba, multi_class="ovr", average=average)
+        assert metrics[f"roc_auc_ovr_{average}"] == pytest.approx(want, abs=1e-12)
+    assert "proba_0:" not in " ".join(metrics) and "roc_auc" not in metrics
+
+
+def test_data_quality_per_feature_and_window(tmp_path: Path) -> None:
+    frame = predictions()
+    frame.loc[::10, "age"] = np.nan  # 10 % missing
+    frame.loc[5, "age"] = 500.0  # out of the reference's range
+    frame.loc[::25, "country"] = "jp"  # never seen in the reference
+    got = metrics_by_window(Location(path=str(write(frame, tmp_path / "log.csv"))), spec(tmp_path))
+    first = got[T0]
+    rows = frame[frame.timestamp < (T0 + HOUR).timestamp()]
+    ref = reference()
+    assert first["missing:age"] == pytest.approx(rows.age.isna().mean())
+    present = rows.age.dropna()
+    assert first["out_of_range:age"] == pytest.approx((~present.between(ref.age.min(), ref.age.max())).mean())
+    assert first["new_category:country"] == pytest.approx((rows.country == "jp").mean())
+    assert first["wrong_type:age"] == 0.0 and first["missing:country"] == 0.0
+    assert first["psi:age"] == pytest.approx(psi(ref.age, present), abs=1e-12)  # missing values left out of drift

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.config.sources import ProbeSource
-from bot.domain.availability import Probe, availability, from_samples
-from bot.domain.samples import Samples
+from bot.domain.monitoring.availability import Probe, availability, from_samples
+from bot.domain.monitoring.samples import Samples
 from bot.services import Services
 from bot.sources.http import HttpOptions
 from bot.sources.pull import pull_source

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from bot.config.sources import PrometheusSource, PromQuery
-from bot.domain.samples import Samples
+from bot.domain.monitoring.samples import Samples
 from bot.services import Services
 from bot.sources.http import HttpOptions
 from bot.sources.pull import pull_source

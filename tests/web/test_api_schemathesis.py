@@ -37,9 +37,11 @@ from schemathesis.specs.openapi.checks import (
 
 from bot.cli.serving import web_app
 from bot.config.settings import Settings
+from bot.domain.errors import ModelbotError
 from bot.domain.registry import NewVersion
 from bot.domain.tokens import SCOPES, Tokens
 from bot.services import Services, open_services
+from bot.web.api.serving import wait_seconds
 from bot.web.server import ServerThread
 from tests.conftest import _postgres_database, skip_without_postgres
 
@@ -82,12 +84,11 @@ def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
 def api_under_test(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiUnderTest]:
     """The API as `modelbot serve` serves it, on a free port, a token with every scope, a seeded registry."""
     root: Path = tmp_path_factory.mktemp("schemathesis")
-    limits = pytest.MonkeyPatch()
-    # the per-token rate limit is tested in test_api.py; here it would turn most cases into 429s
-    limits.setenv("MODELBOT_API_RATE_PER_SECOND", "100000")
     policy = root / "modelbot.toml"
     policy.write_text(POLICY)
-    services = open_services(Settings(database_url=module_database_url, config_path=policy))
+    # the per-token rate limit is tested in test_api.py; here it would turn most cases into 429s
+    services = open_services(Settings(database_url=module_database_url, config_path=policy,
+                                      api_rate_per_second=100_000))
     _seed(services)
     _, secret = Tokens(services.registry).create("schemathesis", ",".join(SCOPES), actor="test",
                                                  now=services.clock())
@@ -98,7 +99,6 @@ def api_under_test(module_database_url: str, tmp_path_factory: pytest.TempPathFa
     finally:
         server.stop()
         services.close()
-        limits.undo()
 
 
 def _seed(services: Services) -> None:
@@ -118,6 +118,19 @@ def _seed(services: Services) -> None:
                                            reason="better auc")
     registry.promote("churn", "3", "staging", actor="seed")
     services.deployments.set_canary("churn", "3", "production", 5, actor="seed")
+    # an alert firing on churn in production (alert 1), so acknowledging and silencing reach their 200s
+    from datetime import timedelta
+
+    from bot.domain.alerting.engine import AlertEngine, AlertSettings
+    from bot.domain.alerting.rules import AlertRules, parse_rule
+    from bot.domain.monitoring.samples import SampleIn, Samples
+
+    now = services.clock()
+    Samples(registry).record([SampleIn("churn", "production", "error_rate", 0.09, now, 1)], source="seed")
+    rule = parse_rule("churn", "production", "error_rate", op=">", threshold="0.05")
+    rule.origin = "config"  # as if from modelbot.toml: no role to check
+    AlertRules(registry).add(rule, actor="seed", now=now)
+    AlertEngine(registry, AlertSettings(default_channel="C0ALERTS", group_wait=timedelta(0))).evaluate()
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +139,10 @@ def api_schema(api_under_test: ApiUnderTest) -> Any:
     published = requests.get(api_under_test.url + "/api/v1/openapi.json", timeout=10)
     assert published.status_code == 200, published.text
     assert published.headers["content-type"].startswith("application/json")
-    return schemathesis.openapi.from_url(api_under_test.url + "/api/v1/openapi.json")
+    schema = schemathesis.openapi.from_url(api_under_test.url + "/api/v1/openapi.json")
+    # the spec declares its bearer scheme; the requests carry the real token (not generated ones)
+    schema.config.generation.update(with_security_parameters=False)
+    return schema
 
 
 # One test drives every operation: schemathesis's own pytest integration (`from_fixture`) sets
@@ -163,11 +179,27 @@ def _exercise(strategy: Any, api: ApiUnderTest, session: requests.Session, statu
     @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
     def run(case: schemathesis.Case) -> None:
+        _bound_watch(case)
         response = case.call_and_validate(base_url=api.url + "/api/v1", session=session, headers=api.headers,
                                           checks=CHECKS, timeout=10)
         statuses[response.status_code] += 1
 
     run()
+
+
+def _bound_watch(case: schemathesis.Case) -> None:
+    """A generated watch whose revision happens to be the current one would be held for its
+    whole wait (30 s by default); the hold is tested in test_serving.py, so here a valid wait
+    becomes 0.1 s. Invalid waits stay, and must be refused."""
+    query = case.query
+    if not isinstance(query, dict) or "revision" not in query:
+        return
+    try:
+        wait_seconds(0, query.get("wait") if isinstance(query.get("wait"), str) else None)
+    except ModelbotError:
+        return
+    if query.get("wait") is None or isinstance(query.get("wait"), str):
+        query["wait"] = "0.1s"
 
 
 def test_the_spec_covers_every_route(api_schema: Any) -> None:

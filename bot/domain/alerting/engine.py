@@ -15,25 +15,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.domain.alerting import anomaly, notify
-from bot.domain.alerting.state import Observation, Rule, SeriesState, condition, step
+from bot.domain.alerting.rules import STORED, Rule, from_row
+from bot.domain.alerting.state import Observation, SeriesState, condition, step
+from bot.domain.alerting.state import Rule as Timing
 from bot.domain.entities import as_utc
 from bot.domain.errors import Conflict
+from bot.domain.monitoring.metric_names import COVERAGE
 from bot.domain.registry import Registry
-from storage.models import (
-    AlertRule,
-    AlertState,
-    Deployment,
-    MetricRollup,
-    MetricSample,
-    ModelVersion,
-    RegisteredModel,
-)
+from storage.models import Deployment
+from storage.queries import alerting as queries
+from storage.queries import samples as samples_queries
 
 log = logging.getLogger("modelbot.alerts")
+COVERED_LOOKBACK = timedelta(days=30)
+"""How far back a rule with a minimum label coverage looks for a window with enough labels."""
 SYSTEM_ACTOR = "modelbot"
 
 
@@ -58,33 +56,9 @@ class CycleReport:
 
 @dataclass(frozen=True)
 class _Series:
-    rule: RuleRow
+    rule: Rule
     name: str  # "stable" or "canary"
     version: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RuleRow:
-    """An alert rule as plain values: loading 10,000 ORM objects per cycle costs more than the cycle."""
-
-    id: int
-    model_id: int
-    environment: str
-    metric: str
-    kind: str
-    op: str
-    threshold: float | None
-    baseline: str
-    for_seconds: int
-    keep_firing_for_seconds: int
-    severity: str
-    channel: str | None
-    target: str
-    no_data: str
-    no_data_after_seconds: int
-    anomaly_k: float
-    anomaly_window_seconds: int
-    failure_limit: int
 
 
 @dataclass(slots=True)
@@ -108,7 +82,6 @@ class StateRow:
     dirty: bool = False
 
 
-_RULE_COLUMNS = [c for c in RuleRow.__dataclass_fields__]
 _STATE_COLUMNS = [c for c in StateRow.__dataclass_fields__ if c != "dirty"]
 
 
@@ -134,34 +107,32 @@ class AlertEngine:
         report = CycleReport()
         aborts: list[tuple[str, str, str]] = []
         with self.registry.writing() as session:
-            table = AlertRule.__table__  # type: ignore[attr-defined]
-            rules = [RuleRow(*row) for row in session.execute(
-                sa.select(*(table.c[name] for name in _RULE_COLUMNS)).where(table.c.enabled == sa.true()))]
+            rules = [from_row(row) for row in queries.rule_rows(session, STORED)]
             report.rules = len(rules)
             if not rules:
                 return report
-            model_ids = {r.model_id for r in rules}
-            models = {m.id: m for m in session.exec(select(RegisteredModel).where(
-                col(RegisteredModel.id).in_(model_ids))).all()}
-            deployments = {(d.model_id, d.environment): d for d in session.exec(select(Deployment).where(
-                col(Deployment.model_id).in_(list(models)))).all()}
+            models = queries.models_by_ids(session, {r.model_id for r in rules if r.model_id is not None})
+            deployments = queries.deployments_of(session, models)
             lookback = max(r.no_data_after_seconds for r in rules)
             latest = _latest_values(session, now, lookback)
+            covered = _covered_values(session, [r for r in rules if r.min_coverage is not None], now)
             registered = _registered_metrics(session, deployments.values())
             states = _load_states(session)
-            touched: list[tuple[RuleRow, StateRow, str | None]] = []
+            touched: list[tuple[Rule, StateRow, str | None]] = []
             for rule in rules:
+                assert rule.id is not None and rule.model_id is not None
                 dep = deployments.get((rule.model_id, rule.environment))
                 for series in _series_of(rule, dep):
                     report.series += 1
-                    seen = self._observe(session, series, dep, latest, registered, now)
+                    seen = self._observe(session, series, dep, covered if rule.min_coverage is not None else latest,
+                                         registered, now)
                     row = states.get((rule.id, series.name))
                     if row is None:
                         row = StateRow(rule_id=rule.id, series=series.name, dirty=True)
                         states[(rule.id, series.name)] = row
                     before = _state_of(row)
                     after, transition = step(
-                        Rule(rule.for_seconds, rule.keep_firing_for_seconds, rule.no_data,
+                        Timing(rule.for_seconds, rule.keep_firing_for_seconds, rule.no_data,
                              count_failures=series.name == "canary"),
                         before, seen, now,
                     )
@@ -183,7 +154,7 @@ class AlertEngine:
             # A series that no longer exists (its canary was aborted or promoted) is over: resolve it,
             # or its group would stay open and its card say "firing" for ever.
             evaluated = {(rule.id, row.series) for rule, row, _ in touched}
-            by_id = {rule.id: rule for rule in rules}
+            by_id: dict[int, Rule] = {rule.id: rule for rule in rules if rule.id is not None}
             for key, row in states.items():
                 if row.state != "inactive" and key not in evaluated and key[0] in by_id:
                     was = row.state
@@ -212,6 +183,7 @@ class AlertEngine:
         registered: dict[tuple[int, int], dict[str, float]], now: datetime,
     ) -> Observation:
         rule = series.rule
+        assert rule.model_id is not None
         value = _pick(latest, rule.model_id, rule.environment, rule.metric, series.version, series.name == "stable")
         if rule.kind == "anomaly":
             if value is None:
@@ -237,7 +209,7 @@ class AlertEngine:
         return Observation(value, threshold, condition(rule.op, value, threshold), series.version)
 
 
-def _series_of(rule: RuleRow, dep: Deployment | None) -> Iterable[_Series]:
+def _series_of(rule: Rule, dep: Deployment | None) -> Iterable[_Series]:
     stable = dep.stable_version if dep is not None else None
     if rule.target in ("stable", "both"):
         yield _Series(rule, "stable", stable)
@@ -247,11 +219,7 @@ def _series_of(rule: RuleRow, dep: Deployment | None) -> Iterable[_Series]:
 
 def _latest_values(session: Session, now: datetime, lookback_seconds: int) -> dict[tuple[Any, ...], tuple[float, datetime]]:
     """Newest value per (model, environment, metric, version) seen in the lookback window."""
-    rows = session.execute(
-        select(MetricSample.model_id, MetricSample.environment, MetricSample.metric, MetricSample.version,
-               MetricSample.value, MetricSample.at)
-        .where(col(MetricSample.at) > now - timedelta(seconds=lookback_seconds), col(MetricSample.at) <= now)
-    ).all()
+    rows = queries.samples_between(session, now - timedelta(seconds=lookback_seconds), now)
     latest: dict[tuple[Any, ...], tuple[float, datetime]] = {}
     for model_id, env, metric, version, value, at in rows:
         key = (model_id, env, metric, version)
@@ -260,6 +228,27 @@ def _latest_values(session: Session, now: datetime, lookback_seconds: int) -> di
         if current is None or at >= current[1]:
             latest[key] = (value, at)
     return latest
+
+
+def _covered_values(session: Session, rules: list[Rule], now: datetime) -> dict[tuple[Any, ...], tuple[float, datetime]]:
+    """For rules with a minimum label coverage: per (model, environment, metric, version) the value of
+    the newest window whose `label_coverage` sample (same version, same time) reaches the minimum —
+    labels arrive late, so the newest window is often not the one to judge yet."""
+    out: dict[tuple[Any, ...], tuple[float, datetime]] = {}
+    for rule in rules:
+        assert rule.model_id is not None
+        rows = samples_queries.values_between(session, rule.model_id, rule.environment, [rule.metric, COVERAGE],
+                                               now - COVERED_LOOKBACK, now + timedelta(microseconds=1))
+        coverage = {(v, as_utc(at)): value for metric, v, at, value in rows if metric == COVERAGE}
+        for metric, version, at, value in rows:
+            at = as_utc(at)
+            share = coverage.get((version, at))
+            if metric != rule.metric or share is None or share < (rule.min_coverage or 0.0):
+                continue
+            key = (rule.model_id, rule.environment, rule.metric, version)
+            if key not in out or at >= out[key][1]:
+                out[key] = (value, at)
+    return out
 
 
 def _pick(
@@ -277,23 +266,15 @@ def _pick(
 
 def _registered_metrics(session: Session, deployments: Iterable[Deployment]) -> dict[tuple[int, int], dict[str, float]]:
     wanted = {(d.model_id, v) for d in deployments for v in (d.previous_version, d.stable_version) if v is not None}
-    if not wanted:
-        return {}
-    rows = session.exec(select(ModelVersion).where(
-        sa.tuple_(ModelVersion.model_id, ModelVersion.version).in_(list(wanted)))).all()
-    return {(r.model_id, r.version): dict(r.metrics) for r in rows}
+    return queries.version_metrics(session, wanted)
 
 
-def _anomaly_baseline(session: Session, rule: RuleRow, version: int | None, now: datetime) -> anomaly.Baseline | None:
+def _anomaly_baseline(session: Session, rule: Rule, version: int | None, now: datetime) -> anomaly.Baseline | None:
+    assert rule.model_id is not None
     start = now - timedelta(seconds=rule.anomaly_window_seconds)
     # the value being judged is excluded from its own baseline (the last evaluation interval)
     end = now - timedelta(minutes=1)
-    raw = session.execute(select(MetricSample.at, MetricSample.value).where(
-        MetricSample.model_id == rule.model_id, MetricSample.environment == rule.environment,
-        MetricSample.metric == rule.metric, col(MetricSample.at) >= start, col(MetricSample.at) < end)).all()
-    rolled = session.execute(select(MetricRollup.hour, MetricRollup.total, MetricRollup.count).where(
-        MetricRollup.model_id == rule.model_id, MetricRollup.environment == rule.environment,
-        MetricRollup.metric == rule.metric, col(MetricRollup.hour) >= start, col(MetricRollup.hour) < end)).all()
+    raw, rolled = queries.series_history(session, rule.model_id, rule.environment, rule.metric, start, end)
     times = [as_utc(at).timestamp() for at, _ in raw] + [as_utc(h).timestamp() for h, _, _ in rolled]
     values = [v for _, v in raw] + [t / c for _, t, c in rolled]
     if not values:
@@ -302,10 +283,8 @@ def _anomaly_baseline(session: Session, rule: RuleRow, version: int | None, now:
 
 
 def _load_states(session: Session) -> dict[tuple[int, str], StateRow]:
-    table = AlertState.__table__  # type: ignore[attr-defined]
-    rows = session.execute(sa.select(*(table.c[name] for name in _STATE_COLUMNS)))
     states = {}
-    for values in rows:
+    for values in queries.state_rows(session, _STATE_COLUMNS):
         row = StateRow(*values)
         for name in ("active_since", "firing_since", "last_true_at", "last_eval_at"):
             value = getattr(row, name)
@@ -317,17 +296,12 @@ def _load_states(session: Session) -> dict[tuple[int, str], StateRow]:
 
 def _save_states(session: Session, rows: Iterable[StateRow]) -> None:
     """New rows in one multi-row INSERT, changed rows in one executemany UPDATE."""
-    table = AlertState.__table__  # type: ignore[attr-defined]
     fields = [c for c in _STATE_COLUMNS if c not in ("id", "rule_id", "series")]
-    new = [{c: getattr(r, c) for c in _STATE_COLUMNS if c != "id"} for r in rows if r.dirty and r.id is None]
-    changed = [{"_id": r.id, **{c: getattr(r, c) for c in fields}} for r in rows if r.dirty and r.id is not None]
-    if new:
-        session.execute(sa.insert(table), new)
-    if changed:
-        session.execute(
-            sa.update(table).where(table.c.id == sa.bindparam("_id")).values({c: sa.bindparam(c) for c in fields}),
-            changed,
-        )
+    rows = list(rows)
+    queries.insert_states(session, [{c: getattr(r, c) for c in _STATE_COLUMNS if c != "id"}
+                                    for r in rows if r.dirty and r.id is None])
+    queries.update_states(session, fields, [{"_id": r.id, **{c: getattr(r, c) for c in fields}}
+                                            for r in rows if r.dirty and r.id is not None])
 
 
 def _state_of(row: StateRow) -> SeriesState:

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.domain.entities import as_utc, iso
 from storage.models import AlertGroup, AlertRule, AlertState, Deployment, RegisteredModel, Silence
+from storage.queries import alerting as queries
 from storage.queries import outbox
 
 if TYPE_CHECKING:
@@ -45,12 +45,8 @@ def update_groups(
     by_group: dict[tuple[int, str], list[tuple[AlertRule, AlertState]]] = {}
     for rule, state, _ in touched:
         by_group.setdefault((rule.model_id, rule.environment), []).append((rule, state))
-    open_groups = {
-        (g.model_id, g.environment): g
-        for g in session.exec(select(AlertGroup).where(
-            AlertGroup.status == "open", col(AlertGroup.model_id).in_({m for m, _ in by_group}))).all()
-    }
-    silences = active_silences(session, now, {m for m, _ in by_group})
+    open_groups = queries.open_groups(session, {m for m, _ in by_group})
+    silences = queries.silences_active(session, now, {m for m, _ in by_group})
     sent = 0
     for (model_id, env), members in by_group.items():
         firing = [(r, s) for r, s in members if s.state == "firing"]
@@ -59,10 +55,8 @@ def update_groups(
             continue
         model = models[model_id]
         if group is None:
-            group = AlertGroup(model_id=model_id, environment=env, opened_at=now,
-                               channel=_channel(firing, settings))
-            session.add(group)
-            session.flush()
+            group = queries.add(session, AlertGroup(model_id=model_id, environment=env, opened_at=now,
+                                                    channel=_channel(firing, settings)))
         for _, state in members:
             if state.state == "firing" and state.group_id != group.id:
                 state.group_id = group.id
@@ -148,14 +142,6 @@ def silenced(rule: AlertRule, silences: list[Silence], now: datetime) -> Silence
     return None
 
 
-def active_silences(session: Session, now: datetime, model_ids: Iterable[int]) -> list[Silence]:
-    ids = list(model_ids)
-    if not ids:
-        return []
-    return list(session.exec(select(Silence).where(
-        col(Silence.model_id).in_(ids), col(Silence.ends_at) > now, col(Silence.starts_at) <= now)).all())
-
-
 def card_data(
     group: AlertGroup, model: RegisteredModel, env: str, members: list[tuple[AlertRule, AlertState]],
     silences: list[Silence], dep: Deployment | None, now: datetime,
@@ -203,11 +189,7 @@ def _inconclusive(
     model = next((m for m in models.values() if m.name == name), None)
     if model is None or model.id is None:
         return 0
-    channel = settings.default_channel
-    rule_channel = session.exec(select(AlertRule.channel).where(
-        AlertRule.model_id == model.id, AlertRule.environment == env, col(AlertRule.channel).is_not(None),
-        sa.or_(AlertRule.target == "canary", AlertRule.target == "both"))).first()
-    channel = rule_channel or channel
+    channel = queries.canary_rule_channel(session, model.id, env) or settings.default_channel
     if channel is None:
         return 0
     outbox.enqueue(session, now=now, topic=topic(model.id, env), kind="post", template="canary_inconclusive",

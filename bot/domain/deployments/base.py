@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.domain import notices
+from bot.domain import audit, notices
 from bot.domain.deployments import rules
 from bot.domain.deployments.views import RequestOutcome, RequestView
 from bot.domain.entities import EnvironmentState, PointerMove, as_utc, iso
@@ -29,7 +29,7 @@ from bot.domain.errors import Conflict, Forbidden
 from bot.domain.gates import GateResult, evaluate
 from bot.domain.policy import EnvironmentPolicy, GroupResolver, Policy, Roles, no_groups
 from bot.domain.refs import VersionRef
-from bot.domain.registry import Registry, audit_entry, new_request_id, state_of
+from bot.domain.registry import Registry, new_request_id, state_of
 from storage.models import ChangeRequest, Deployment, ModelVersion, RegisteredModel
 from storage.queries import deployments as dq
 from storage.queries import registry as queries
@@ -95,12 +95,11 @@ class DeploymentsBase:
         try:
             yield
         except (Forbidden, Conflict) as refusal:
-            with self.registry.writing() as session:
-                dq.add_audit(
-                    session, at=self.clock(), actor=attempt.actor, model_id=attempt.model_id,
-                    environment=attempt.environment, action=f"{attempt.action}_refused", to_version=attempt.version,
-                    weight=attempt.weight, reason=refusal.message, request_id=attempt.request_id,
-                )
+            audit.record_refusal(
+                self.registry, at=self.clock(), actor=attempt.actor, action=attempt.action, reason=refusal.message,
+                model_id=attempt.model_id, environment=attempt.environment, to_version=attempt.version,
+                weight=attempt.weight, request_id=attempt.request_id,
+            )
             raise
 
     @contextlib.contextmanager
@@ -209,14 +208,14 @@ class DeploymentsBase:
         dep.revision += 1
         dep.updated_at = now
         session.add(dep)
-        event = dq.add_audit(
-            session, at=now, actor=actor, model_id=model.id, environment=dep.environment,
+        entry = audit.record_shown(
+            session, model_name=model.name, at=now, actor=actor, model_id=model.id, environment=dep.environment,
             action="canary_start" if starting else "canary_weight", from_version=dep.stable_version,
             to_version=version, revision=dep.revision, weight=weight, reason=reason,
             request_id=request_id or new_request_id(),
         )
         state = state_of(session, model, dep.environment, dep)
-        notices.canary_changed(session, self.policy, state, audit_entry(event, model.name), now=now,
+        notices.canary_changed(session, self.policy, state, entry, now=now,
                                model_id=model.id, started=starting, previous_weight=previous_weight)  # type: ignore[arg-type]
         self.close_if_moot(session, model, dep, pending, actor=actor, now=now)
         return state
@@ -229,13 +228,13 @@ class DeploymentsBase:
         dep.revision += 1
         dep.updated_at = now
         session.add(dep)
-        event = dq.add_audit(
-            session, at=now, actor=actor, model_id=model.id, environment=dep.environment, action="canary_abort",
-            from_version=version, to_version=dep.stable_version, revision=dep.revision, weight=0, reason=reason,
-            request_id=new_request_id(),
+        entry = audit.record_shown(
+            session, model_name=model.name, at=now, actor=actor, model_id=model.id, environment=dep.environment,
+            action="canary_abort", from_version=version, to_version=dep.stable_version, revision=dep.revision,
+            weight=0, reason=reason, request_id=new_request_id(),
         )
         state = state_of(session, model, dep.environment, dep)
-        notices.canary_changed(session, self.policy, state, audit_entry(event, model.name), now=now,
+        notices.canary_changed(session, self.policy, state, entry, now=now,
                                model_id=model.id, started=False, aborted_version=version)  # type: ignore[arg-type]
         self.close_if_moot(session, model, dep, pending, actor=actor, now=now)
         return state
@@ -268,16 +267,16 @@ class DeploymentsBase:
         except IntegrityError as exc:  # the partial unique index: another request won the race
             raise Conflict(f"Another request for {model.name} in {dep.environment} was opened at the same moment; "
                            "look at the pending requests and try again.") from exc
-        dq.add_audit(session, at=now, actor=requester, model_id=model.id, environment=dep.environment,
+        audit.record(session, at=now, actor=requester, model_id=model.id, environment=dep.environment,
                      action=f"{kind}_requested", to_version=version, from_version=request.from_version,
                      weight=weight, reason=reason, request_id=str(request.id))
         if override_reason:
-            dq.add_audit(session, at=now, actor=requester, model_id=model.id, environment=dep.environment,
+            audit.record(session, at=now, actor=requester, model_id=model.id, environment=dep.environment,
                          action="override", to_version=version, reason=override_reason, request_id=str(request.id))
         if pending is not None:
             pending.superseded_by = request.id
             session.add(pending)
-            dq.add_audit(session, at=now, actor=requester, model_id=model.id, environment=dep.environment,
+            audit.record(session, at=now, actor=requester, model_id=model.id, environment=dep.environment,
                          action="supersede", to_version=pending.version, reason=f"superseded by request #{request.id}",
                          request_id=str(pending.id))
             notices.request_updated(session, self.view(session, pending, model.name), now=now,
@@ -327,7 +326,7 @@ class DeploymentsBase:
         session.add(request)
         session.flush()
         action = {"cancelled": "cancel", "expired": "expire", "moot": "moot"}[status]
-        dq.add_audit(session, at=now, actor=actor, model_id=model.id, environment=request.environment, action=action,
+        audit.record(session, at=now, actor=actor, model_id=model.id, environment=request.environment, action=action,
                      to_version=request.version, reason=reason, request_id=str(request.id))
         view = self.view(session, request, model.name)
         notices.request_updated(session, view, now=now, model_id=model.id)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.domain import names, notices
+from bot.domain import audit, names, notices
 from bot.domain.deployments import rules
 from bot.domain.deployments.base import Attempt, DeploymentsBase, deadline_passed
 from bot.domain.deployments.views import RequestView, VoteOutcome
@@ -185,7 +185,7 @@ class Votes(DeploymentsBase):
         """One vote row (the unique key makes a double click a no-op) and its audit row."""
         session.add(RequestVote(request_id=request.id, voter=voter,  # type: ignore[arg-type]
                                 decision="reject" if action == "reject" else "approve", at=now, reason=reason))
-        dq.add_audit(session, at=now, actor=voter, model_id=model.id, environment=request.environment, action=action,
+        audit.record(session, at=now, actor=voter, model_id=model.id, environment=request.environment, action=action,
                      to_version=request.version, reason=reason, request_id=str(request.id))
 
     def _decided(self, session: Session, request: ChangeRequest, model: RegisteredModel, result: str,

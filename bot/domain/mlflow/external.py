@@ -13,12 +13,12 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.domain import notices
+from bot.domain import audit, notices
 from bot.domain.mlflow import outbound
 from bot.domain.mlflow.settings import AliasTarget, SyncSettings
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
-from storage.models import AuditEvent, RegisteredModel
+from storage.models import RegisteredModel
 from storage.queries import outbox
 from storage.queries import registry as queries
 
@@ -58,8 +58,8 @@ def handle(session: Session, registry: Registry, policy: Policy, settings: SyncS
             why_not = f"modelbot has nothing in {env} to put back"
         result = f"{env} stays at {serving}" + (f" (not accepted: {why_not})" if why_not else "")
     reason = f"{moved} outside modelbot; {result} (external_moves = {mode})"
-    session.add(AuditEvent(at=now, actor=EXTERNAL_ACTOR, model_id=model.id, environment=env, action=EXTERNAL_ACTION,
-                           from_version=pointer, to_version=current, reason=reason))
+    audit.record(session, at=now, actor=EXTERNAL_ACTOR, model_id=model.id, environment=env, action=EXTERNAL_ACTION,
+                 from_version=pointer, to_version=current, reason=reason)
     channel = (policy.env(env).approval_channel or policy.announce_channel
                or settings.new_version_channel)
     if channel is not None:

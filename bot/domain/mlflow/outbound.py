@@ -22,12 +22,12 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.domain import audit
 from bot.domain.entities import AuditEntry, EnvironmentState
 from bot.domain.mlflow.settings import SECTION, SyncSettings
 from bot.domain.mlflow.source import MlflowNotFound, MlflowRegistry
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
-from storage.models import AuditEvent
 from storage.queries import mlflow as mlflow_queries
 from storage.queries import outbox
 from storage.queries import registry as queries
@@ -164,12 +164,12 @@ class AliasWriter:
                 if not ours or mlflow_queries.audit_request_exists(session, model_id, request_id):
                     continue
                 target = f"v{write.version}" if write.version is not None else "deleted"
-                session.add(AuditEvent(
-                    at=now, actor=WRITER_ACTOR, model_id=model_id, environment=write.environment,
+                audit.record(
+                    session, at=now, actor=WRITER_ACTOR, model_id=model_id, environment=write.environment,
                     action=SET_ACTION if write.version is not None else DELETE_ACTION, to_version=write.version,
                     reason=f"MLflow alias {write.alias} → {target} ({data.get('cause') or 'pointer move'})",
                     request_id=request_id,
-                ))
+                )
 
 
 def _int(value: Any) -> int | None:

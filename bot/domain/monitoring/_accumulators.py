@@ -7,6 +7,7 @@ Chunks may be numpy arrays, pandas Series or Arrow arrays.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -99,6 +100,7 @@ class FeatureAccumulator:
         self.edges: np.ndarray | None = None
         self.edge_counts: np.ndarray | None = None
         self.sturges = False
+        self.kept: list[np.ndarray] | None = None
 
         requested = config.requested_method(name)
         if self.kind == "categorical":
@@ -135,14 +137,34 @@ class FeatureAccumulator:
                 self.edges = stats.quantile_edges(ref, config.psi_bins)
                 self.edge_counts = np.zeros(len(self.edges), dtype=np.int64)
             else:
-                if current_range is None:
-                    raise InvalidInput(
-                        f"Evidently-style bins for {name} need the current data's min, max and size up front."
-                    )
-                lo, hi, total = current_range
-                self.edges = stats.sturges_edges(min(lo, ref[0]), max(hi, ref[-1]), total + self.n_ref)
-                self.edge_counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
-                self.sturges = True
+                self._plan_sturges(current_range)
+
+    def _plan_sturges(self, current_range: tuple | None) -> None:
+        """Sturges bins span reference ∪ current: with the current range known up front, count per
+        bin on the fly; else keep the values (8 bytes a row, like the latency column) until the end."""
+        if current_range is None:
+            self.kept, self.edges, self.edge_counts, self.sturges = [], None, None, False
+            return
+        lo, hi, total = current_range
+        self.kept = None
+        self.edges = stats.sturges_edges(min(lo, self.ref[0]), max(hi, self.ref[-1]), total + self.n_ref)
+        self.edge_counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
+        self.sturges = True
+
+    def fresh(self, current_range: tuple | None = None) -> FeatureAccumulator:
+        """An empty accumulator for another window, sharing what was derived from the reference
+        (sorting it, its distinct values, the grid): built once per pull, not once per window."""
+        new = copy.copy(self)
+        new.n = 0
+        new.values = None if self.values is None else {}
+        new.values_overflow = False
+        new.grid = None if self.grid is None else self.grid.fresh()
+        new.ks = None if self.ks is None else self.ks.fresh()
+        if self.kept is not None or self.sturges:
+            new._plan_sturges(current_range)
+        elif self.edge_counts is not None:
+            new.edge_counts = np.zeros_like(self.edge_counts)
+        return new
 
     def _plan_numeric(self, method: str) -> None:
         if method == "ks":
@@ -164,7 +186,11 @@ class FeatureAccumulator:
             try:
                 x = x.astype(np.float64)
             except (TypeError, ValueError) as exc:
-                raise InvalidInput(f"current[{self.name}] must be numeric.") from exc
+                if not self.config.drop_missing:
+                    raise InvalidInput(f"current[{self.name}] must be numeric.") from exc
+                # values of the wrong type are counted by data quality and left out of drift,
+                # as missing values are
+                x = pd.to_numeric(pd.Series(x), errors="coerce").to_numpy(dtype=np.float64)
         x = x.astype(np.float64, copy=False)
         finite = np.isfinite(x)
         if not finite.all():
@@ -191,12 +217,51 @@ class FeatureAccumulator:
                 self.edge_counts += np.histogram(x, self.edges)[0]
             else:
                 self.edge_counts += np.searchsorted(s, self.edges, side="right")
+        if self.kept is not None:
+            self.kept.append(x.copy())
         if self.values is not None and not self.values_overflow:
             uniques, counts = np.unique(x if s is None else s, return_counts=True)
             if len(uniques) + len(self.values) > VALUE_COUNT_CAP:
                 self.values_overflow = True
             else:
                 merge_counts(self.values, {float(u): int(c) for u, c in zip(uniques, counts, strict=True)})
+
+    # -- counts computed elsewhere (a database, `log_pushdown.py`)
+
+    def needs(self) -> frozenset[str]:
+        """What this feature's statistic needs from the current data: value counts, grid counts,
+        Sturges or quantile bin counts — or the values themselves (KS; Sturges bins without a range)."""
+        out = set()
+        if self.values is not None:
+            out.add("values")
+        if self.grid is not None:
+            out.add("grid")
+        if self.edges is not None:
+            out.add("sturges" if self.sturges else "quantile")
+        if self.ks is not None or self.kept is not None:
+            out.add("rows")
+        return frozenset(out)
+
+    def add_counts(self, n: int, *, values: Mapping[Any, int] | None = None,
+                   grid: tuple[np.ndarray, float, float] | None = None, bins: np.ndarray | None = None) -> None:
+        """Counts of the current data that were computed elsewhere, in this accumulator's own terms:
+        value counts, (grid cell counts, Σ below the range, Σ above it), and Sturges bin counts or,
+        for quantile edges, the number of values ≤ each edge. The result is then computed exactly as
+        from rows."""
+        self.n += n
+        if values is not None and self.values is not None and not self.values_overflow:
+            if len(values) + len(self.values) > VALUE_COUNT_CAP and self.kind == "numerical":
+                self.values_overflow = True
+            else:
+                merge_counts(self.values, {float(k) if self.kind == "numerical" else k: int(c)
+                                           for k, c in values.items()})
+        if grid is not None and self.grid is not None:
+            counts, below, above = grid
+            self.grid.counts += counts
+            self.grid.below_excess += below
+            self.grid.above_excess += above
+        if bins is not None and self.edge_counts is not None:
+            self.edge_counts += bins
 
     # -- result
 
@@ -228,6 +293,11 @@ class FeatureAccumulator:
             assert self.grid is not None
             value, bound = self.grid.result(self.n)
             return d.judge(self.name, "wasserstein", config, value, None, bound)
+        if self.kept is not None:
+            current = np.concatenate(self.kept)
+            self.kept = []
+            counts = stats.binned_counts(self.ref, current, "numerical", "evidently", config.psi_bins)
+            return self._from_counts(method, counts)
         if self.edges is not None:
             ref_counts = (
                 np.histogram(self.ref, self.edges)[0]
@@ -277,6 +347,11 @@ class KsCounts:
         self.below = np.zeros(len(ref_unique), dtype=np.int64)
         self.at_most = np.zeros(len(ref_unique), dtype=np.int64)
 
+    def fresh(self) -> KsCounts:
+        new = copy.copy(self)
+        new.below, new.at_most = np.zeros_like(self.below), np.zeros_like(self.at_most)
+        return new
+
     def update(self, sorted_chunk: np.ndarray) -> None:
         self.below += np.searchsorted(sorted_chunk, self.u, side="left")
         self.at_most += np.searchsorted(sorted_chunk, self.u, side="right")
@@ -306,6 +381,13 @@ class WassersteinGrid:
         self.above_excess = 0.0  # Σ (v − hi) over v > hi
         self._scratch: np.ndarray | None = None
         self._index: np.ndarray | None = None
+
+    def fresh(self) -> WassersteinGrid:
+        new = copy.copy(self)
+        new.counts = np.zeros_like(self.counts)
+        new.below_excess = new.above_excess = 0.0
+        new._scratch = new._index = None
+        return new
 
     def update(self, x: np.ndarray) -> None:
         below = x < self.lo

@@ -35,6 +35,7 @@ import pandas as pd
 
 from bot.domain.errors import InvalidInput
 from bot.domain.monitoring._inputs import ArrayLike, as_1d, as_numeric_1d
+from bot.domain.monitoring.metric_names import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, is_drifting
 from bot.domain.monitoring.statistics import (
     Binning,
     Kind,
@@ -52,16 +53,7 @@ from bot.domain.monitoring.statistics import (
 
 Method = Literal["auto", "ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi"]
 
-METHODS: tuple[str, ...] = ("ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi")
-P_VALUE_METHODS = frozenset({"ks", "chisquare", "z"})
-DEFAULT_THRESHOLDS: Mapping[str, float] = {
-    "ks": 0.05,
-    "chisquare": 0.05,
-    "z": 0.05,
-    "wasserstein": 0.1,
-    "jensenshannon": 0.1,
-    "psi": 0.1,
-}
+__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "P_VALUE_METHODS"]  # re-exported for the callers of drift
 
 
 @dataclass(frozen=True)
@@ -73,11 +65,12 @@ class DriftConfig:
     - `thresholds`: per-method overrides of `DEFAULT_THRESHOLDS`;
       `feature_thresholds` per feature (wins over both).
     - `categorical` / `numerical`: force a feature's kind.
-    - `psi_bins`/`psi_binning`: PSI on a numeric feature uses `psi_bins` quantile bins of
-      the reference ("quantile", the textbook PSI and our default) or Evidently 0.7's
-      actual binning ("evidently": Sturges equal-width bins over reference ∪ current).
-      `js_binning` is the same choice for Jensen–Shannon on numeric features; its
-      default is Evidently's, since JS is only chosen automatically in Evidently's way.
+    - `psi_binning`/`psi_bins`: PSI on a numeric feature with more than 20 distinct
+      reference values uses Evidently 0.7's binning by default ("evidently": Sturges
+      equal-width bins over reference ∪ current, `np.histogram_bin_edges(…, "sturges")`),
+      so the number equals an Evidently report's; "quantile" is the textbook PSI over
+      `psi_bins` reference-quantile bins. `js_binning` is the same choice for
+      Jensen–Shannon on numeric features.
     - `drop_missing`: drop NaN/None/±inf before testing (Evidently's behaviour);
       False (default) makes missing values an error so they cannot hide.
     - `wasserstein_resolution`: grid cell width, in reference standard deviations, of
@@ -94,7 +87,7 @@ class DriftConfig:
     low_cardinality: int = 5
     drift_share: float = 0.5
     psi_bins: int = 10
-    psi_binning: Binning = "quantile"
+    psi_binning: Binning = "evidently"
     js_binning: Binning = "evidently"
     drop_missing: bool = False
     wasserstein_resolution: float = 2.5e-4
@@ -281,12 +274,9 @@ def judge(
 ) -> FeatureDrift:
     """Apply the configured threshold to a computed statistic (p-value tests by p)."""
     threshold = config.threshold(method, name)
-    if method in P_VALUE_METHODS:
-        if p_value is None:
-            raise ValueError(f"{method} needs a p-value")
-        drifted = p_value <= threshold if method == "ks" else p_value < threshold
-    else:
-        drifted = statistic >= threshold
+    if method in P_VALUE_METHODS and p_value is None:
+        raise ValueError(f"{method} needs a p-value")
+    drifted = is_drifting(method, p_value if method in P_VALUE_METHODS else statistic, threshold)  # type: ignore[arg-type]
     return FeatureDrift(name, method, float(statistic), threshold, bool(drifted), p_value, error_bound)
 
 

@@ -11,7 +11,7 @@ which is also what the streaming digest accumulates chunk by chunk.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -266,6 +266,53 @@ def auc_from_split(
     return twice_wins / (2.0 * n_pos * n_neg)
 
 
+def roc_auc_ovr(
+    y_true: ArrayLike, scores: Any, labels: Sequence[Hashable], average: Literal["macro", "weighted"] = "macro"
+) -> float:
+    """Multi-class ROC AUC, one-vs-rest, as ``roc_auc_score(y_true, scores, multi_class="ovr",
+    average=…, labels=labels)``.
+
+    `scores` is n × k: column j holds the probability of `labels[j]`. Each class in turn is
+    the positive class against all the others (its binary AUC, `auc_from_split`); "macro"
+    is their plain mean, "weighted" their mean weighted by each class's count in `y_true`.
+    As in scikit-learn, rows must sum to 1 and every class must occur in `y_true` (an AUC
+    with no positives is undefined, not zero).
+    """
+    t = as_1d(y_true, "y_true")
+    matrix = np.asarray(scores, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != len(labels) or len(labels) < 3:
+        raise InvalidInput(f"Multi-class scores need one column per class (at least 3), got shape {matrix.shape} "
+                           f"for {len(labels)} labels.")
+    same_length(("y_true", t), ("scores", matrix))
+    if not np.isfinite(matrix).all():
+        raise InvalidInput("scores has missing or infinite values; drop them first.")
+    if not np.allclose(matrix.sum(axis=1), 1.0):
+        raise InvalidInput("Multi-class scores must be probabilities: each row must sum to 1.")
+    return ovr_from_columns(t, [matrix[:, j] for j in range(len(labels))], labels, average)
+
+
+def ovr_from_columns(
+    y_true: np.ndarray, columns: Sequence[np.ndarray], labels: Sequence[Hashable], average: str
+) -> float:
+    """One-vs-rest AUC from the label column and one score column per class (streaming ends here)."""
+    unknown = set(np.unique(y_true).tolist()) - set(labels)
+    if unknown:
+        raise InvalidInput(f"y_true holds labels without a score column: {sorted(map(str, unknown))[:5]}.")
+    aucs, support = [], []
+    for label, column in zip(labels, columns, strict=True):
+        is_pos = y_true == label
+        count = int(np.count_nonzero(is_pos))
+        if count == 0:
+            raise InvalidInput(f"Class {label!r} never occurs in y_true: its one-vs-rest ROC AUC is undefined.")
+        aucs.append(auc_from_split(column[~is_pos], column[is_pos]))
+        support.append(count)
+    if average == "weighted":
+        return float(np.average(aucs, weights=support))
+    if average == "macro":
+        return float(np.mean(aucs))
+    raise InvalidInput(f"Unknown average {average!r}; use 'macro' or 'weighted'.")
+
+
 def request_error_rate(is_error: ArrayLike) -> float:
     """Share of requests flagged as failed (booleans, or 0/1): the serving error rate."""
     flags = as_1d(is_error, "is_error")
@@ -282,8 +329,9 @@ class QualityReport:
 
     `precision`/`recall`/`f1` are the headline numbers: for the positive label when
     there are at most two labels, else the macro average. `error_rate` is the
-    misclassification rate, 1 − accuracy. `roc_auc` is None without scores or when
-    the window holds a single class (AUC is undefined there, not zero).
+    misclassification rate, 1 − accuracy. `roc_auc` is the binary AUC; with one score
+    column per class, `roc_auc_ovr_macro`/`_weighted` are the one-vs-rest AUCs. Each is
+    None without scores or when a class it needs is absent (undefined there, not zero).
     """
 
     rows: int
@@ -302,6 +350,8 @@ class QualityReport:
     weighted_f1: float
     roc_auc: float | None
     confusion: ConfusionMatrix
+    roc_auc_ovr_macro: float | None = None
+    roc_auc_ovr_weighted: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -320,12 +370,17 @@ class QualityReport:
             "weighted_recall": self.weighted_recall,
             "weighted_f1": self.weighted_f1,
             "roc_auc": self.roc_auc,
+            "roc_auc_ovr_macro": self.roc_auc_ovr_macro,
+            "roc_auc_ovr_weighted": self.roc_auc_ovr_weighted,
             "confusion_matrix": self.confusion.to_dict(),
         }
 
 
 def quality_from_confusion(
-    cm: ConfusionMatrix, pos_label: Hashable = 1, roc_auc: float | None = None
+    cm: ConfusionMatrix,
+    pos_label: Hashable = 1,
+    roc_auc: float | None = None,
+    ovr: tuple[float | None, float | None] = (None, None),
 ) -> QualityReport:
     """Build the report from accumulated counts (the streaming path ends here too)."""
     if cm.total == 0:
@@ -351,16 +406,23 @@ def quality_from_confusion(
         weighted_f1=weighted[2],
         roc_auc=roc_auc,
         confusion=cm,
+        roc_auc_ovr_macro=ovr[0],
+        roc_auc_ovr_weighted=ovr[1],
     )
 
 
 def quality_report(
-    y_true: ArrayLike, y_pred: ArrayLike, scores: ArrayLike | None = None, pos_label: Hashable = 1
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    scores: ArrayLike | None = None,
+    pos_label: Hashable = 1,
+    class_scores: Mapping[Hashable, ArrayLike] | None = None,
 ) -> QualityReport:
-    """All quality metrics of one window; AUC only when scores exist and both classes occur.
+    """All quality metrics of one window; AUC only when scores exist and its classes occur.
 
-    The scores are the model's score for `pos_label` (probability of the positive
-    class), so AUC counts rows whose label equals `pos_label` as positives.
+    `scores` are the model's score for `pos_label` (probability of the positive class),
+    so binary AUC counts rows whose label equals `pos_label` as positives. `class_scores`
+    maps each class of a multi-class model to its probability column (one-vs-rest AUC).
     """
     t = as_1d(y_true, "y_true")
     p = as_1d(y_pred, "y_pred")
@@ -373,4 +435,10 @@ def quality_report(
         is_pos = t == pos_label
         if is_pos.any() and not is_pos.all():
             auc = auc_from_split(s[~is_pos], s[is_pos])
-    return quality_from_confusion(cm, pos_label, auc)
+    ovr: tuple[float | None, float | None] = (None, None)
+    if class_scores:
+        labels = list(class_scores)
+        matrix = np.column_stack([as_numeric_1d(class_scores[c], f"scores[{c}]") for c in labels])
+        if set(labels) <= set(np.unique(t).tolist()):
+            ovr = (roc_auc_ovr(t, matrix, labels, "macro"), roc_auc_ovr(t, matrix, labels, "weighted"))
+    return quality_from_confusion(cm, pos_label, auc, ovr)

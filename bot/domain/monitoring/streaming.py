@@ -28,13 +28,14 @@ only the needed columns, with pyarrow imported lazily (it is not needed elsewher
 
 from __future__ import annotations
 
+import copy
 import math
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ from bot.domain.errors import InvalidInput
 from bot.domain.monitoring import drift as d
 from bot.domain.monitoring._accumulators import FeatureAccumulator, null_count, to_numpy
 from bot.domain.monitoring._inputs import check_no_missing
+from bot.domain.monitoring.data_quality import DataQuality, DataQualityAccumulator
 from bot.domain.monitoring.latency import LatencyReport, epoch_seconds, latency_from_sorted
 from bot.domain.monitoring.quality import (
     ConfusionMatrix,
@@ -50,8 +52,12 @@ from bot.domain.monitoring.quality import (
     auc_from_split,
     confusion_of_arrays,
     merge_confusion,
+    ovr_from_columns,
     quality_from_confusion,
 )
+from bot.domain.monitoring.regression import RegressionAccumulator, RegressionReport
+
+Task = Literal["classification", "regression"]
 
 
 @dataclass(frozen=True)
@@ -63,13 +69,17 @@ class MonitoringDigest:
     latency: LatencyReport | None
     drift: d.DriftReport | None
     notes: tuple[str, ...] = ()
+    regression: RegressionReport | None = None
+    data_quality: tuple[DataQuality, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "quality": None if self.quality is None else self.quality.to_dict(),
+            "regression": None if self.regression is None else self.regression.to_dict(),
             "latency": None if self.latency is None else self.latency.to_dict(),
             "drift": None if self.drift is None else self.drift.to_dict(),
+            "data_quality": [q.to_dict() for q in self.data_quality],
             "notes": list(self.notes),
         }
 
@@ -81,8 +91,11 @@ class DigestAccumulator:
     """Accumulates one window's digest from chunks; call `update` per chunk, then `result`.
 
     Column names set to None are skipped (no labels → no quality, and so on).
-    `current_ranges` ({feature: (min, max, rows)}) is only needed for Evidently-style
-    Sturges bins on numeric features.
+    `class_score_columns` ({class: column}) gives a multi-class model's probability columns
+    (one-vs-rest ROC AUC); `task="regression"` computes MAE/RMSE/R²/MAPE instead of the
+    classification metrics. With a reference, every feature also gets its data quality
+    (`data_quality=False` skips it). `current_ranges` ({feature: (min, max, rows)}) lets
+    Evidently-style Sturges bins be counted on the fly instead of keeping the values.
     """
 
     def __init__(
@@ -93,27 +106,36 @@ class DigestAccumulator:
         label_column: str | None = "label",
         prediction_column: str | None = "prediction",
         score_column: str | None = None,
+        class_score_columns: Mapping[Any, str] | None = None,
         latency_column: str | None = None,
         timestamp_column: str | None = None,
         pos_label: Any = 1,
+        task: Task = "classification",
         config: d.DriftConfig | None = None,
         current_ranges: Mapping[str, tuple[float, float, int]] | None = None,
+        data_quality: bool = True,
     ):
         self.config = config or d.DriftConfig()
         self.label_column = label_column
         self.prediction_column = prediction_column
         self.score_column = score_column
+        self.class_score_columns = dict(class_score_columns or {})
         self.latency_column = latency_column
         self.timestamp_column = timestamp_column
         self.pos_label = pos_label
+        self.task = task
         self.rows = 0
         self.confusion: ConfusionMatrix | None = None
+        self.regression = RegressionAccumulator() if task == "regression" else None
         self.pos_scores: list[np.ndarray] = []
         self.neg_scores: list[np.ndarray] = []
+        self.ovr_labels: list[np.ndarray] = []
+        self.ovr_scores: dict[Any, list[np.ndarray]] = {c: [] for c in self.class_score_columns}
         self.latencies: list[np.ndarray] = []
         self.ts_min: float | None = None
         self.ts_max: float | None = None
         self.features: list[FeatureAccumulator] = []
+        self.quality_checks: list[DataQualityAccumulator] = []
         if features:
             if reference is None:
                 raise InvalidInput("Drift needs a reference sample.")
@@ -124,6 +146,23 @@ class DigestAccumulator:
             self.features = [
                 FeatureAccumulator(f, reference[f], self.config, ranges.get(f)) for f in features
             ]
+            if data_quality:
+                self.quality_checks = [DataQualityAccumulator(f.name, reference[f.name], f.kind)
+                                       for f in self.features]
+
+    def fresh(self) -> DigestAccumulator:
+        """An empty accumulator for another window with the same columns, reference and settings;
+        what was derived from the reference is shared, not recomputed."""
+        new = copy.copy(self)
+        new.rows = 0
+        new.confusion = None
+        new.regression = RegressionAccumulator() if self.task == "regression" else None
+        new.pos_scores, new.neg_scores, new.ovr_labels, new.latencies = [], [], [], []
+        new.ovr_scores = {c: [] for c in self.class_score_columns}
+        new.ts_min = new.ts_max = None
+        new.features = [f.fresh() for f in self.features]
+        new.quality_checks = [c.fresh() for c in self.quality_checks]
+        return new
 
     @property
     def columns(self) -> list[str]:
@@ -132,6 +171,7 @@ class DigestAccumulator:
             self.label_column,
             self.prediction_column,
             self.score_column,
+            *self.class_score_columns.values(),
             self.latency_column,
             self.timestamp_column,
         ]
@@ -153,17 +193,26 @@ class DigestAccumulator:
         if self.label_column is not None and self.prediction_column is not None:
             labels = self._plain_column(chunk[self.label_column], self.label_column)
             preds = self._plain_column(chunk[self.prediction_column], self.prediction_column)
-            cm = confusion_of_arrays(labels, preds)
-            self.confusion = cm if self.confusion is None else merge_confusion(self.confusion, cm)
+            if self.regression is not None:
+                self.regression.update(self._numbers(labels, self.label_column),
+                                       self._numbers(preds, self.prediction_column))
+            else:
+                cm = confusion_of_arrays(labels, preds)
+                self.confusion = cm if self.confusion is None else merge_confusion(self.confusion, cm)
         if self.score_column is not None:
-            scores = self._plain_column(chunk[self.score_column], self.score_column).astype(
-                np.float64, copy=False
-            )
+            scores = self._numbers(self._plain_column(chunk[self.score_column], self.score_column),
+                                   self.score_column)
             if labels is None:
                 raise InvalidInput("Scores need the label column to compute ROC AUC.")
             is_pos = labels == self.pos_label
             self.pos_scores.append(scores[is_pos])
             self.neg_scores.append(scores[~is_pos])
+        if self.class_score_columns:
+            if labels is None:
+                raise InvalidInput("Class scores need the label column to compute ROC AUC.")
+            self.ovr_labels.append(labels)
+            for label, column in self.class_score_columns.items():
+                self.ovr_scores[label].append(self._numbers(self._plain_column(chunk[column], column), column))
         if self.latency_column is not None:
             lat = self._plain_column(chunk[self.latency_column], self.latency_column)
             lat = lat.astype(np.float64, copy=False)  # a view of the chunk is fine: it is kept whole
@@ -172,6 +221,8 @@ class DigestAccumulator:
             self.latencies.append(lat)
         if self.timestamp_column is not None:
             self._update_time(chunk[self.timestamp_column])
+        for check in self.quality_checks:
+            check.update(chunk[check.name])
         for feature in self.features:
             feature.update(chunk[feature.name])
 
@@ -181,6 +232,13 @@ class DigestAccumulator:
         arr = to_numpy(col)
         check_no_missing(arr, name)
         return arr
+
+    @staticmethod
+    def _numbers(arr: np.ndarray, name: str) -> np.ndarray:
+        try:
+            return arr.astype(np.float64, copy=False)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{name} must hold numbers.") from None
 
     def _update_time(self, col: Any) -> None:
         arr = self._plain_column(col, self.timestamp_column or "timestamp")
@@ -200,17 +258,9 @@ class DigestAccumulator:
         notes: list[str] = []
         quality = None
         if self.confusion is not None:
-            auc = None
-            if self.score_column is not None:
-                pos = np.concatenate(self.pos_scores) if self.pos_scores else np.empty(0)
-                self.pos_scores = []
-                neg = np.concatenate(self.neg_scores) if self.neg_scores else np.empty(0)
-                self.neg_scores = []
-                if len(pos) and len(neg):
-                    auc = auc_from_split(neg, pos, overwrite=True)
-                else:
-                    notes.append("ROC AUC undefined: the window holds a single class.")
-            quality = quality_from_confusion(self.confusion, self.pos_label, auc)
+            quality = quality_from_confusion(self.confusion, self.pos_label, self._binary_auc(notes),
+                                             self._ovr_auc(notes))
+        regression = self.regression.result() if self.regression is not None and self.regression.n else None
         latency = None
         if self.latency_column is not None:
             lat = np.concatenate(self.latencies)
@@ -220,7 +270,32 @@ class DigestAccumulator:
         drift = None
         if self.features:
             drift = d.make_report([f.result() for f in self.features], self.config.drift_share)
-        return MonitoringDigest(self.rows, quality, latency, drift, tuple(notes))
+        checks = tuple(c.result() for c in self.quality_checks)
+        return MonitoringDigest(self.rows, quality, latency, drift, tuple(notes), regression, checks)
+
+    def _binary_auc(self, notes: list[str]) -> float | None:
+        if self.score_column is None:
+            return None
+        pos = np.concatenate(self.pos_scores) if self.pos_scores else np.empty(0)
+        neg = np.concatenate(self.neg_scores) if self.neg_scores else np.empty(0)
+        self.pos_scores, self.neg_scores = [], []
+        if len(pos) and len(neg):
+            return auc_from_split(neg, pos, overwrite=True)
+        notes.append("ROC AUC undefined: the window holds a single class.")
+        return None
+
+    def _ovr_auc(self, notes: list[str]) -> tuple[float | None, float | None]:
+        if not self.class_score_columns:
+            return None, None
+        labels = np.concatenate(self.ovr_labels)
+        columns = [np.concatenate(self.ovr_scores[c]) for c in self.class_score_columns]
+        classes = list(self.class_score_columns)
+        absent = [c for c in classes if not np.any(labels == c)]
+        if absent:
+            notes.append(f"one-vs-rest ROC AUC undefined: class {absent[0]!r} has no labelled row in this window.")
+            return None, None
+        return (ovr_from_columns(labels, columns, classes, "macro"),
+                ovr_from_columns(labels, columns, classes, "weighted"))
 
 
 # ---------------------------------------------------------------- Parquet
@@ -393,6 +468,4 @@ def summarise_parquet(
     for table in _prefetch(_read_pieces(pf, acc.columns, batch_rows)):
         acc.update({name: _single_array(table.column(name)) for name in table.column_names})
     digest = acc.result()
-    return MonitoringDigest(
-        digest.rows, digest.quality, digest.latency, digest.drift, (*notes, *digest.notes)
-    )
+    return replace(digest, notes=(*notes, *digest.notes))

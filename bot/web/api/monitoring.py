@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from bot.domain.samples import SampleIn as DomainSample
-from bot.domain.samples import Samples
+from bot.domain.monitoring.samples import SampleIn as DomainSample
+from bot.domain.monitoring.samples import Samples
 from bot.web.api import schemas as s
 from bot.web.api.deps import Svc, Token, scoped
 

@@ -1,4 +1,4 @@
-"""Registry routes: models, versions, serving state, history."""
+"""Registry routes: models, versions, history (the serving state is in serving.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from bot.domain.registry import NewVersion
 from bot.web.api import schemas as s
-from bot.web.api.deps import Env, Limit, ModelName, Offset, Svc, Token, scoped
+from bot.web.api.deps import Limit, ModelName, Offset, Svc, Token, scoped
 
 router = APIRouter()
 
@@ -46,12 +46,6 @@ def register(svc: Svc, t: Token, model: ModelName, body: s.VersionIn) -> Any:
 def show(svc: Svc, t: Token, model: ModelName,
          ref: Annotated[str, Path(min_length=1, max_length=64, examples=["latest", "2", "@staging"])]) -> Any:
     return svc.registry.show(model, ref).to_dict()
-
-
-@router.get("/models/{model}/environments/{environment}", response_model=s.EnvironmentOut, tags=["serving"])
-def serving_state(svc: Svc, t: Token, model: ModelName, environment: Env) -> Any:
-    """What a serving layer polls: stable, canary, weight and artifact URIs."""
-    return svc.registry.environment_state(model, environment).to_dict()
 
 
 @router.get("/models/{model}/history", response_model=s.HistoryOut, tags=["registry"])

@@ -230,3 +230,87 @@ class SamplesIn(Strict):
 
 class SamplesOut(BaseModel):
     recorded: int
+
+
+# ---- status, alerts and silences (operations without Slack) ----------------------------------------
+
+
+class AlertEntry(BaseModel):
+    alert: int | None = Field(description="the alert (incident) number `POST /alerts/{alert}/acknowledge` takes")
+    model: str
+    environment: str
+    rule_id: int | None
+    metric: str
+    op: str
+    threshold: float | None
+    value: float | None
+    severity: str
+    series: str
+    since: str | None
+    no_data: bool
+
+
+class AlertsOut(BaseModel):
+    firing: list[AlertEntry]
+    pending: list[AlertEntry]
+    silenced: list[AlertEntry] = Field(description="firing, but muted by a silence")
+
+
+class AckOut(BaseModel):
+    alert: int
+    acknowledged_by: str
+    acknowledged_at: str | None
+    already: bool = Field(description="someone had acknowledged it before: nothing changed")
+
+
+class SilenceIn(Strict):
+    model: str = Field(min_length=1, max_length=64, examples=["churn"])
+    environment: str | None = Field(default=None, max_length=32, examples=["production"],
+                                    description="omit to silence every environment")
+    duration: str = Field(min_length=1, max_length=64, examples=["2h"], description="at most 30d")
+    rule_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="only this rule")
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class SilenceOut(BaseModel):
+    id: int
+    model: str
+    environment: str | None
+    rule_id: int | None
+    starts_at: str
+    ends_at: str
+    created_by: str
+    reason: str | None
+
+
+class SilenceList(BaseModel):
+    silences: list[SilenceOut]
+
+
+class RuleOut(BaseModel):
+    id: int
+    model: str
+    environment: str
+    metric: str
+    kind: str
+    op: str
+    threshold: float | None
+    baseline: str
+    for_seconds: int
+    keep_firing_for_seconds: int
+    severity: str
+    channel: str | None
+    target: str
+    no_data: str
+    anomaly_k: float
+    anomaly_window_seconds: int
+    failure_limit: int
+    name: str | None
+    origin: str
+    created_by: str | None
+    created_at: str | None
+    description: str
+
+
+class RuleList(BaseModel):
+    rules: list[RuleOut]

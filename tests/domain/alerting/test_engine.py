@@ -11,10 +11,11 @@ import sqlalchemy as sa
 
 from bot.domain.alerting.actions import AlertActions
 from bot.domain.alerting.engine import AlertEngine, AlertSettings
-from bot.domain.alerting.rules import AlertRules, RuleSpec
+from bot.domain.alerting.rules import AlertRules, parse_rule
 from bot.domain.errors import InvalidInput
+from bot.domain.monitoring.samples import SampleIn, Samples
+from bot.domain.policy import default_policy
 from bot.domain.registry import NewVersion, Registry
-from bot.domain.samples import SampleIn, Samples
 from storage.models import AlertRule, OutboxMessage
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -45,7 +46,7 @@ def world(registry: Registry, clock: Clock):  # type: ignore[no-untyped-def]
     aborted: list[tuple[str, str, str]] = []
     engine = AlertEngine(registry, AlertSettings(default_channel="C0ALERTS"), clock=clock,
                          abort_canary=lambda m, e, why: aborted.append((m, e, why)))
-    return registry, engine, AlertRules(registry), Samples(registry), aborted
+    return registry, engine, AlertRules(registry, default_policy()), Samples(registry), aborted
 
 
 def outbox_rows(registry: Registry) -> list[tuple[str, str]]:
@@ -60,7 +61,7 @@ def observe(samples: Samples, clock: Clock, metric: str, value: float, version: 
 
 def test_short_breach_never_notifies_long_one_once_then_repeat_then_resolved(world, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     registry, engine, rules, samples, _ = world
-    rules.add(RuleSpec("churn", "production", "error_rate", op=">", threshold="0.05", for_="5m"), actor="U1",
+    rules.add(parse_rule("churn", "production", "error_rate", op=">", threshold="0.05", for_="5m"), actor="U1",
               now=clock.now)
     for _minute in range(4):  # over the threshold for 4 minutes only
         observe(samples, clock, "error_rate", 0.09)
@@ -91,7 +92,7 @@ def test_five_rules_one_message_and_critical_inhibits_warnings(world, clock: Clo
     registry, engine, rules, samples, _ = world
     metrics = ["m1", "m2", "m3", "m4", "m5"]
     for i, metric in enumerate(metrics):
-        rules.add(RuleSpec("churn", "production", metric, op=">", threshold="1",
+        rules.add(parse_rule("churn", "production", metric, op=">", threshold="1",
                            severity="critical" if i == 0 else "warning"), actor="U1", now=clock.now)
     for metric in metrics:  # they fire within 30 s of each other
         observe(samples, clock, metric, 5.0)
@@ -109,8 +110,8 @@ def test_five_rules_one_message_and_critical_inhibits_warnings(world, clock: Clo
 
 def test_silence_mutes_until_it_expires(world, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     registry, engine, rules, samples, _ = world
-    rules.add(RuleSpec("churn", "production", "latency_p95_ms", op=">", threshold="250"), actor="U1", now=clock.now)
-    AlertActions(registry).silence("churn", "production", timedelta(hours=1), actor="U2", now=clock.now,
+    rules.add(parse_rule("churn", "production", "latency_p95_ms", op=">", threshold="250"), actor="U1", now=clock.now)
+    AlertActions(registry, default_policy()).silence("churn", "production", timedelta(hours=1), actor="U2", now=clock.now,
                                    reason="deploying")
     for _ in range(30):
         observe(samples, clock, "latency_p95_ms", 400.0)
@@ -128,7 +129,7 @@ def test_canary_breach_aborts_after_failure_limit(world, clock: Clock) -> None: 
     registry, engine, rules, samples, aborted = world
     with registry.writing() as session:
         session.execute(sa.text("UPDATE deployments SET canary_version = 2, canary_weight = 10"))
-    rules.add(RuleSpec("churn", "production", "error_rate", op=">", threshold="0.02", severity="critical",
+    rules.add(parse_rule("churn", "production", "error_rate", op=">", threshold="0.02", severity="critical",
                        target="canary", failure_limit=3), actor="U1", now=clock.now)
     for i in range(3):
         observe(samples, clock, "error_rate", 0.01, version=1)
@@ -155,7 +156,7 @@ def test_anomaly_ignores_daily_cycle_and_fires_on_step(world, clock: Clock) -> N
         value = 100 + 40 * math.sin(2 * math.pi * (at.hour + at.minute / 60) / 24) + (i % 3)
         points.append(SampleIn("churn", "production", "latency_p95_ms", value, at))
     samples.record(points, source="test")
-    rules.add(RuleSpec("churn", "production", "latency_p95_ms", kind="anomaly", anomaly_k=4, anomaly_window="7d"),
+    rules.add(parse_rule("churn", "production", "latency_p95_ms", kind="anomaly", anomaly_k=4, anomaly_window="7d"),
               actor="U1", now=clock.now)
     for hour in range(24):  # the normal cycle continues for a day: nothing fires
         at_value = 100 + 40 * math.sin(2 * math.pi * clock.now.hour / 24) + 1
@@ -168,22 +169,26 @@ def test_anomaly_ignores_daily_cycle_and_fires_on_step(world, clock: Clock) -> N
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("words", "message"),
     [
-        (RuleSpec("churn", "production", "auc", op="=>", threshold="0.8"), "not a comparison"),
-        (RuleSpec("churn", "production", "auc", op="<", threshold="NaN"), "finite"),
-        (RuleSpec("churn", "production", "auc", op="<", threshold="inf"), "finite"),
-        (RuleSpec("churn", "production", "auc", op="<", threshold="abc"), "not a threshold"),
-        (RuleSpec("churn", "production", "auc", op="<", threshold="0.8", for_="abc"), "duration"),
-        (RuleSpec("churn", "production", "auc", op="<", threshold="0.8", channel="#nope!"), "not a channel"),
-        (RuleSpec("churn", "moon", "auc", op="<", threshold="0.8"), "no environment"),
-        (RuleSpec("churn", "production", "auc", op="<", threshold="0.8", severity="fatal"), "warning or critical"),
+        ({"op": "=>", "threshold": "0.8"}, "not a comparison"),
+        ({"op": "<", "threshold": "NaN"}, "finite"),
+        ({"op": "<", "threshold": "inf"}, "finite"),
+        ({"op": "<", "threshold": "abc"}, "not a threshold"),
+        ({"op": "<", "threshold": "0.8", "for_": "abc"}, "duration"),
+        ({"op": "<", "threshold": "0.8", "for_": "91d"}, "more than 90 days"),
+        ({"op": "<", "threshold": "0.8", "channel": "#nope!"}, "a channel name I have not looked up"),
+        ({"op": "<", "threshold": "0.8", "channel": "nope"}, "not a channel"),
+        ({"environment": "moon", "op": "<", "threshold": "0.8"}, "no environment"),
+        ({"op": "<", "threshold": "0.8", "severity": "fatal"}, "warning or critical"),
     ],
 )
-def test_bad_rules_store_nothing(world, clock: Clock, spec: RuleSpec, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_rules_store_nothing(world, clock: Clock, words: dict[str, str], message: str) -> None:  # type: ignore[no-untyped-def]
     registry, _, rules, _, _ = world
+    words = dict(words)  # parametrize shares the dict between backends
+    environment = words.pop("environment", "production")
     with pytest.raises(InvalidInput, match=message):
-        rules.add(spec, actor="U1", now=clock.now)
+        rules.add(parse_rule("churn", environment, "auc", **words), actor="U1", now=clock.now)  # type: ignore[arg-type]
     with registry.reading() as session:
         assert session.execute(sa.select(sa.func.count()).select_from(AlertRule)).scalar_one() == 0
 
@@ -191,7 +196,7 @@ def test_bad_rules_store_nothing(world, clock: Clock, spec: RuleSpec, message: s
 def test_previous_version_baseline(world, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     registry, engine, rules, samples, _ = world
     registry.promote("churn", "2", "production", actor="ci")  # previous = 1, registered auc 0.9
-    rules.add(RuleSpec("churn", "production", "auc", op="<", threshold="previous-0.02"), actor="U1", now=clock.now)
+    rules.add(parse_rule("churn", "production", "auc", op="<", threshold="previous-0.02"), actor="U1", now=clock.now)
     observe(samples, clock, "auc", 0.89, version=2)
     assert engine.evaluate().transitions.get("firing") is None
     clock.advance(minutes=1)

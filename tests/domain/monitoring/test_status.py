@@ -1,5 +1,7 @@
-"""Model status: latest values, changes against the previous window and the previous version,
-drift, availability, source health and firing alerts — and the documented JSON keys."""
+"""Model status: per-version truth (each number under the version that produced it), changes
+against the previous window and the previous version, canary beside stable, drift, data
+quality, label coverage, availability, source health and firing alerts — and the documented
+JSON keys."""
 
 from __future__ import annotations
 
@@ -8,22 +10,42 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain import status
+from bot.domain.deployments import Deployments
+from bot.domain.monitoring import status
+from bot.domain.monitoring.recording import record_failure, record_pull
+from bot.domain.monitoring.samples import SampleIn, Samples
+from bot.domain.policy import default_policy
 from bot.domain.registry import NewVersion, Registry
-from bot.domain.samples import SampleIn, Samples
-from bot.sources.recording import record_failure, record_pull
+from storage.db import Database
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def seeded(registry: Registry) -> Registry:
+def clock() -> Clock:
+    return Clock(NOW - 10 * 24 * H)
+
+
+@pytest.fixture
+def seeded(db: Database, clock: Clock) -> Registry:
+    """churn: v1 serves production from NOW−10d, v2 from NOW−3d (v1 then previous); samples of both."""
+    registry = Registry(db, clock=clock)
     for _ in range(2):
         registry.register(NewVersion(model="churn", artifact_uri="s3://m/churn", actor="ci"))
     registry.register(NewVersion(model="fraud", artifact_uri="s3://m/fraud", actor="ci"))
     registry.promote("churn", "1", "production", actor="alice")
+    clock.now = NOW - 3 * 24 * H
     registry.promote("churn", "2", "production", actor="alice")
+    clock.now = NOW
 
     def s(metric: str, value: float, at: datetime, version: int | None = 2) -> SampleIn:
         return SampleIn("churn", "production", metric, value, at, version=version)
@@ -60,9 +82,10 @@ def test_changes_against_the_previous_window_and_version(seeded: Registry) -> No
     (env,) = result.environments
     accuracy = env.metrics["accuracy"]
     assert (accuracy.value, accuracy.at, accuracy.version) == (0.92, NOW - 2 * H, 2)
-    assert accuracy.window == status.Stats(pytest.approx(0.91), 2)  # type: ignore[arg-type]
+    assert accuracy.window == status.Stats(pytest.approx(0.91), 2, 2)  # type: ignore[arg-type]
     assert accuracy.change_vs_previous_window == pytest.approx(0.91 - 0.85)
-    assert accuracy.previous_version == 1
+    assert accuracy.previous is not None and accuracy.previous.version == 1
+    assert accuracy.previous.stats == status.Stats(pytest.approx(0.81), 2, 1)  # type: ignore[arg-type]
     assert accuracy.change_vs_previous_version == pytest.approx(0.91 - 0.81)
     latency = env.metrics["latency_p95_ms"]
     assert latency.direction == "lower" and latency.change_vs_previous_window == pytest.approx(20.0)
@@ -88,15 +111,19 @@ def test_json_keys_are_the_documented_ones(seeded: Registry) -> None:
     staging, production = doc["environments"]
     assert staging["environment"] == "staging" and staging["metrics"] == {} and staging["notes"] == [
         "no samples yet for this environment."]
-    assert set(production) == {"environment", "serving", "metrics", "drift", "availability", "firing", "sources",
-                               "notes"}
-    assert production["serving"] == {"stable": 2, "previous": 1, "canary": None, "canary_weight": 0}
+    assert set(production) == {"environment", "serving", "metrics", "drift", "data_quality", "label_coverage",
+                               "availability", "firing", "sources", "notes"}
+    assert production["serving"] == {"stable": 2, "previous": 1, "canary": None, "canary_weight": 0,
+                                      "stable_since": "2026-11-07T12:00:00Z", "canary_since": None}
     assert set(production["metrics"]["accuracy"]) == {
         "value", "at", "version", "direction", "window", "previous_window", "change_vs_previous_window",
-        "previous_version", "change_vs_previous_version"}
-    assert production["metrics"]["accuracy"]["previous_version"] == {"version": 1, "mean": pytest.approx(0.81),
-                                                                      "count": 2}
-    assert set(production["drift"]) == {"drift_share", "dataset_drift", "at", "features_checked",
+        "previous_version", "change_vs_previous_version", "canary", "unattributed"}
+    accuracy = production["metrics"]["accuracy"]
+    assert (accuracy["version"], accuracy["window"]["version"], accuracy["previous_window"]["version"]) == (2, 2, 2)
+    assert accuracy["previous_version"] == {
+        "version": 1, "mean": pytest.approx(0.81), "count": 2, "last": 0.82, "last_at": "2026-11-06T12:00:00Z",
+        "start": "2026-10-08T12:00:00Z", "end": "2026-11-07T12:00:00Z"}
+    assert set(production["drift"]) == {"version", "drift_share", "dataset_drift", "at", "features_checked",
                                         "drifting_features", "drifting_count"}
     assert set(production["drift"]["drifting_features"][0]) == {"feature", "method", "metric", "value",
                                                                 "threshold", "drifting", "at"}
@@ -143,3 +170,68 @@ def test_overview_has_a_line_per_model(seeded: Registry) -> None:
     assert production.uptime == pytest.approx(23 / 24) and production.dataset_drift is True
     assert not production.stale and o.models[1].environments == ()
     assert o.to_dict()["models"][0]["environments"][0]["quality"] == {"metric": "accuracy", "value": 0.92}
+
+
+# ---- per-version truth ------------------------------------------------------------------------------
+
+
+def test_right_after_a_promotion_the_new_version_has_no_data_and_the_old_one_is_labelled(
+    seeded: Registry, clock: Clock
+) -> None:
+    """Defect: after promoting v3 (no v3 data), status showed v2's numbers as "latest" under v3 and
+    compared v2 with itself."""
+    seeded.register(NewVersion(model="churn", artifact_uri="s3://m/churn", actor="ci"))
+    clock.now = NOW - 20 * 60 * timedelta(seconds=1)
+    seeded.promote("churn", "3", "production", actor="alice")
+    env = status.model_status(seeded, "churn", "production", query()).environments[0]
+    assert env.stable_has_no_data and env.stable_since == clock.now
+    accuracy = env.metrics["accuracy"]
+    assert (accuracy.version, accuracy.value, accuracy.window, accuracy.change_vs_previous_version) == (
+        3, None, None, None)
+    assert accuracy.previous is not None and accuracy.previous.version == 2
+    assert accuracy.previous.stats.mean == pytest.approx((0.85 + 0.90 + 0.92) / 3)
+    assert "v3: no data yet (serving since 2026-11-10T11:40:00Z)." in env.notes
+    doc = env.to_dict()["metrics"]["accuracy"]
+    assert doc["version"] == 3 and doc["value"] is None and doc["window"] is None
+    assert doc["previous_version"]["version"] == 2 and doc["change_vs_previous_version"] is None
+    assert env.drift is None and not env.has_data  # v2's drift is not shown as v3's
+
+
+def test_a_running_canary_shows_beside_the_stable(seeded: Registry, clock: Clock) -> None:
+    seeded.register(NewVersion(model="churn", artifact_uri="s3://m/churn", actor="ci"))
+    clock.now = NOW - 5 * H
+    Deployments(seeded, default_policy()).set_canary("churn", "3", "production", 25, actor="alice")
+    clock.now = NOW
+    Samples(seeded).record([SampleIn("churn", "production", "accuracy", 0.95, NOW - 4 * H, version=3),
+                            SampleIn("churn", "production", "accuracy", 0.93, NOW - 3 * H, version=3),
+                            SampleIn("churn", "production", "accuracy", 0.50, NOW - 2 * H)], source="test")
+    env = status.model_status(seeded, "churn", "production", query()).environments[0]
+    accuracy = env.metrics["accuracy"]
+    assert accuracy.canary is not None and accuracy.canary.version == 3 and accuracy.canary.value == 0.93
+    assert accuracy.canary.window == status.Stats(pytest.approx(0.94), 2, 3)  # type: ignore[arg-type]
+    assert accuracy.window == status.Stats(pytest.approx(0.91), 2, 2)  # type: ignore[arg-type]
+    assert accuracy.canary_vs_stable == pytest.approx(0.03)
+    # measured while the canary took 25 %: a mix, so neither version's
+    assert accuracy.unattributed == status.Stats(0.50, 1, None)
+    assert env.canary_since == NOW - 5 * H
+    assert any("name no version" in n for n in env.notes)
+    doc = env.to_dict()["metrics"]["accuracy"]
+    assert doc["canary"]["version"] == 3 and doc["canary"]["change_vs_stable"] == pytest.approx(0.03)
+
+
+def test_samples_without_a_version_are_attributed_from_the_deployment_history(seeded: Registry) -> None:
+    Samples(seeded).record([
+        SampleIn("churn", "production", "f1", 0.7, NOW - 5 * 24 * H),  # v1 served then
+        SampleIn("churn", "production", "f1", 0.8, NOW - H),           # v2 serves now
+        SampleIn("churn", "staging", "f1", 0.6, NOW - H),              # nothing ever served staging
+    ], source="test")
+    by_version = Samples(seeded).latest_by_version("churn", "production", metrics=["f1"])
+    assert {v: p.value for (_, v), p in by_version.items()} == {1: 0.7, 2: 0.8}
+    assert Samples(seeded).latest("churn", "staging")["f1"].version is None
+
+
+def test_overview_and_detail_agree_on_drift(seeded: Registry) -> None:
+    """Defect: the summary showed drift "–" where the per-model view said 67 %."""
+    line = status.overview(seeded, query()).models[0].environments[0]
+    detail = status.model_status(seeded, "churn", "production", query()).environments[0]
+    assert detail.drift is not None and line.drift_share == detail.drift.drift_share == pytest.approx(2 / 3)

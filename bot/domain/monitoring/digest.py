@@ -1,14 +1,17 @@
 """Digests: what one subscription's message says about a period, and sending it exactly once.
 
-`build()` gathers the facts (per model and environment: the key numbers of the window with
-▲/▼ against the previous window, drift and availability, version changes, and "no data
-since …" where a series or a source went quiet) as plain JSON for the outbox, plus the series
-for the chart. `commit()` writes the digest's outbox rows and marks the subscription sent for
+`build()` gathers the facts (per model and environment: the stable version's key numbers of
+the window with ▲/▼ against its window before, drift and availability, the pointer moves of the
+period — promote, rollback, canary start/step/promote/abort, once each; not approvals or other
+audit events — and "no data since …" where a series or a source went quiet) as plain JSON for
+the outbox, plus the series for the chart: per metric its lines, the moves as a few readable
+markers (moves closer than `MERGE_FRACTION` of the period share one), the constant thresholds of
+the alert rules watching it, and its unit. `commit()` writes the digest's outbox rows and marks the subscription sent for
 that period in one transaction, under a lock on the subscription row, and writes nothing if
 the period was already sent: so a re-run for the same scheduled time (a restart, a leader
 takeover, a coalesced misfire, two leaders during a network partition) cannot post twice.
 
-The numbers are `/model status`'s (`bot.domain.status.model_status` with the digest's window),
+The numbers are `/model status`'s (`bot.domain.monitoring.status.model_status` with the digest's window),
 so a digest and a status query never disagree; `environment_numbers` is the one seam between
 them.
 """
@@ -22,25 +25,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
-
-from bot.domain import status
+from bot.domain.alerting.rules import AlertRules
 from bot.domain.compare import Direction, verdict
 from bot.domain.entities import as_utc, iso
 from bot.domain.errors import NotFound
+from bot.domain.monitoring import status
+from bot.domain.monitoring.attribution import Move
+from bot.domain.monitoring.samples import Point, Samples
 from bot.domain.policy import Policy
 from bot.domain.registry import Registry
-from bot.domain.samples import Point, Samples
 from bot.domain.schedule import Period
 from bot.domain.subscriptions import SubscriptionView
-from storage.models import Subscription
 from storage.queries import outbox
+from storage.queries import samples as q
 
 MAX_MODELS = 30
 MAX_METRICS_PER_ENV = 12
 CHART_METRICS = 6
 CHART_SERIES = 8
 CHART_POINTS = 400
+MAX_MARKERS = 5
+MERGE_FRACTION = 0.06
+"""Moves within 6 % of the period of each other are one marker ("v3 → v4 → v3")."""
 TEMPLATE = "digest"
 CHART_TEMPLATE = "digest_chart"
 log = logging.getLogger("modelbot.digest")
@@ -77,7 +83,17 @@ class ChartSeries:
 class ChartMarker:
     at: datetime
     series: str  # the label of the line it belongs to: "churn · production"
-    text: str  # "v3"
+    text: str  # "v3 → v4", or "v3 → v4 → v3" for moves merged into one marker
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A constant alert threshold on one metric, drawn as a horizontal line."""
+
+    metric: str
+    series: str
+    value: float
+    text: str  # "accuracy < 0.8 (rule 3)"
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class ChartData:
     end: datetime
     series: list[ChartSeries] = field(default_factory=list)
     markers: list[ChartMarker] = field(default_factory=list)
+    thresholds: list[Threshold] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -104,30 +121,48 @@ class Digest:
 
 
 def environment_numbers(env: status.EnvironmentStatus) -> dict[str, Any]:
-    """One environment's status as digest facts: key numbers with ▲/▼ against the window before,
-    availability, drift, what fires, and "no data since …" when the window is empty."""
+    """One environment's status as digest facts: the stable version's key numbers with ▲/▼ against
+    its window before, availability, drift, data quality, label coverage, what fires, and
+    "no data yet" / "no data since …" when the window is empty."""
     lines = [_metric_line(m) for name, m in sorted(env.metrics.items()) if not status.is_summary_metric(name)]
     lines.sort(key=lambda m: (m["mean"] is None, m["metric"]))  # metrics with data in this window first
     doc: dict[str, Any] = {
         "metrics": lines[:MAX_METRICS_PER_ENV], "more_metrics": max(0, len(lines) - MAX_METRICS_PER_ENV),
         "availability": _availability(env.availability), "drift": _drift(env.drift),
+        "data_quality": _data_quality(env.data_quality),
+        "label_coverage": None if env.coverage is None else env.coverage.share,
         "firing": [str(f.get("name") or f.get("rule") or "alert") for f in env.firing][:5],
-        "no_data_since": None, "never": not env.metrics,
+        "no_data_since": None, "never": not env.metrics, "stable_no_data": None,
     }
-    if env.metrics and not any(m.window for m in env.metrics.values()):
-        doc["no_data_since"] = iso(max(m.at for m in env.metrics.values()))
+    if env.stable_has_no_data:
+        doc["stable_no_data"] = {"version": env.serving.stable, "since": iso(env.stable_since)}
+    elif env.metrics and not any(m.window for m in env.metrics.values()):
+        seen = [m.at for m in env.metrics.values() if m.at is not None]
+        doc["no_data_since"] = iso(max(seen)) if seen else None
     return doc
 
 
 def _metric_line(m: status.MetricStatus) -> dict[str, Any]:
     delta = m.change_vs_previous_window
     return {
-        "metric": m.metric, "kind": metric_kind(m.metric), "count": m.window.count if m.window else 0,
-        "mean": m.window.mean if m.window else None, "last": m.value, "last_at": iso(m.at),
-        "last_version": m.version, "previous_mean": m.previous_window.mean if m.previous_window else None,
+        "metric": m.metric, "kind": metric_kind(m.metric), "version": m.version,
+        "count": m.window.count if m.window else 0, "mean": m.window.mean if m.window else None,
+        "last": m.value, "last_at": iso(m.at), "previous_mean": m.previous_window.mean if m.previous_window else None,
         "delta": delta, "verdict": None if delta is None else verdict(delta, m.direction),
-        "previous_version": m.previous_version, "delta_vs_previous_version": m.change_vs_previous_version,
+        "previous_version": None if m.previous is None else m.previous.version,
+        "previous_version_mean": None if m.previous is None else m.previous.stats.mean,
+        "delta_vs_previous_version": m.change_vs_previous_version,
+        "canary": None if m.canary is None or m.canary.window is None else {
+            "version": m.canary.version, "mean": m.canary.window.mean},
     }
+
+
+def _data_quality(summary: status.DataQualitySummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {"features_checked": summary.features_checked,
+            "issues": [{"feature": i.feature, "kind": i.kind, "share": i.share} for i in summary.issues[:3]],
+            "more_issues": max(0, len(summary.issues) - 3)}
 
 
 def _availability(report: Any) -> dict[str, Any] | None:
@@ -173,14 +208,18 @@ def build(
     models = []
     series: list[ChartSeries] = []
     markers: list[ChartMarker] = []
+    thresholds: list[Threshold] = []
+    rules = AlertRules(registry).list()
     for name in shown:
         try:
-            envs, model_series, model_markers = _model_facts(registry, samples, name, period, query)
+            envs, model_series, model_markers, model_thresholds = _model_facts(
+                registry, samples, name, period, query, [r for r in rules if r.model == name])
         except NotFound:  # the model went away between listing and reading
             continue
         models.append({"model": name, "environments": envs})
         series.extend(model_series)
         markers.extend(model_markers)
+        thresholds.extend(model_thresholds)
     feeding = [s for s in sources if subscription.all_models or subscription.model.lower() in s.models]
     zone = subscription.schedule.timezone
     facts: dict[str, Any] = {
@@ -195,41 +234,95 @@ def build(
     }
     title = f"{subscription.model if not subscription.all_models else 'All models'} — " \
             f"{subscription.schedule.frequency} digest"
-    chart = ChartData(title=title, timezone=zone, start=period.start, end=period.end,
-                      series=_chart_series(series), markers=markers)
+    chosen = _chart_series(series)
+    metrics = {s.metric for s in chosen}
+    chart = ChartData(title=title, timezone=zone, start=period.start, end=period.end, series=chosen,
+                      markers=markers, thresholds=[t for t in thresholds if t.metric in metrics])
     facts["chart"] = not chart.empty
     return Digest(facts, chart)
 
 
 def _model_facts(
-    registry: Registry, samples: Samples, model: str, period: Period, query: status.StatusQuery
-) -> tuple[list[dict[str, Any]], list[ChartSeries], list[ChartMarker]]:
+    registry: Registry, samples: Samples, model: str, period: Period, query: status.StatusQuery,
+    rules: Sequence[Any],
+) -> tuple[list[dict[str, Any]], list[ChartSeries], list[ChartMarker], list[Threshold]]:
     envs: list[dict[str, Any]] = []
     series: list[ChartSeries] = []
     markers: list[ChartMarker] = []
-    history = registry.history(model, None, limit=500)
+    thresholds: list[Threshold] = []
     for env in status.model_status(registry, model, None, query).environments:
         state = env.serving
         if not env.metrics and state.stable is None and state.canary is None:
             continue  # nothing serves there and nothing was ever measured: not worth a line
-        changes = [
-            {"at": iso(e.at), "version": e.to_version, "from_version": e.from_version, "action": e.action}
-            for e in history
-            if e.environment == env.environment and e.to_version is not None
-            and period.start <= as_utc(e.at) < period.end
-        ]
+        moves = [m for m in samples.moves(model, env.environment) if period.start <= m.at < period.end]
+        changes = [move_fact(m) for m in moves]
         numbers = environment_numbers(env)
         envs.append({"environment": env.environment, "stable": state.stable, "canary": state.canary,
                      "canary_weight": state.canary_weight, "changes": changes, **numbers})
         label = f"{model} · {env.environment}"
+        charted = set()
         for line in numbers["metrics"]:
             if line["mean"] is None:
                 continue
             points = samples.window(model, env.environment, line["metric"], period.start, period.end)
             series.append(ChartSeries(line["metric"], label, _thin(points)))
-        markers.extend(ChartMarker(as_utc(datetime.fromisoformat(c["at"])), label, f"v{c['version']}")
-                       for c in changes)
-    return envs, series, markers
+            charted.add(line["metric"])
+        markers.extend(merge_markers([(m.at, move_label(m)) for m in moves], label, period))
+        thresholds.extend(
+            Threshold(r.metric, label, float(r.threshold), f"{r.metric} {r.op} {r.threshold:g} (rule {r.id})")
+            for r in rules
+            if r.environment == env.environment and r.metric in charted and r.kind == "threshold"
+            and r.baseline == "constant" and r.threshold is not None
+        )
+    return envs, series, markers, thresholds
+
+
+def move_fact(move: Move) -> dict[str, Any]:
+    """A pointer move as digest facts (the renderer words it)."""
+    return {"at": iso(move.at), "action": move.action, "from_version": move.from_version,
+            "version": move.to_version, "weight": move.weight}
+
+
+def move_label(move: Move) -> str:
+    """The short chart label of a move: "v3 → v4", "canary v5 25%", "canary v5 aborted"."""
+    if move.action in ("canary_start", "canary_weight"):
+        return f"canary v{move.to_version} {move.weight or 0}%"
+    if move.action == "canary_abort":
+        return f"canary v{move.from_version} aborted"
+    before = f"v{move.from_version}" if move.from_version else "∅"
+    return f"{before} → v{move.to_version}"
+
+
+def merge_markers(moves: Sequence[tuple[datetime, str]], series: str, period: Period) -> list[ChartMarker]:
+    """One labelled line per move, moves close together merged, at most MAX_MARKERS.
+
+    Moves within MERGE_FRACTION of the period after a marker's first move share it (labels
+    joined); while that leaves more than MAX_MARKERS, the span doubles, so a busy week still
+    shows a handful of readable lines instead of a bar of overlapping labels.
+    """
+    gap = (period.end - period.start) * MERGE_FRACTION
+    while True:
+        groups: list[list[tuple[datetime, str]]] = []
+        for at, text in sorted(moves):
+            if groups and at - groups[-1][0][0] <= gap:  # measured from the group's first move: no chains
+                groups[-1].append((at, text))
+            else:
+                groups.append([(at, text)])
+        if len(groups) <= MAX_MARKERS:
+            break
+        gap *= 2
+    return [ChartMarker(g[0][0], series, _joined([t for _, t in g])) for g in groups]
+
+
+def _joined(texts: Sequence[str]) -> str:
+    """"v3 → v4" and "v4 → v3" read as "v3 → v4 → v3"; more than three moves are counted."""
+    if len(texts) > 3:
+        return f"{texts[0]} … ({len(texts)} moves)"
+    out = texts[0]
+    for text in texts[1:]:
+        head, sep, tail = text.partition(" → ")
+        out = f"{out} → {tail}" if sep and out.endswith(head) else f"{out}; {text}"
+    return out
 
 
 def _thin(points: Sequence[Point]) -> list[tuple[datetime, float]]:
@@ -271,7 +364,7 @@ def source_problems(registry: Registry, refs: Sequence[status.SourceRef], period
 def already_sent(registry: Registry, subscription_id: int, period: Period) -> bool:
     """A cheap pre-check so a duplicate run skips the work; `commit` decides under the lock."""
     with registry.reading() as session:
-        row = session.get(Subscription, subscription_id)
+        row = q.subscription(session, subscription_id)
         return row is None or (row.last_sent_at is not None and as_utc(row.last_sent_at) >= period.end)
 
 
@@ -287,9 +380,7 @@ def commit(
     write transaction is BEGIN IMMEDIATE, which already excludes other writers.
     """
     with registry.writing() as session:
-        row = session.exec(
-            registry.db.lock_for_update(select(Subscription).where(Subscription.id == subscription_id))
-        ).first()
+        row = q.subscription_for_update(session, registry.db.lock_for_update, subscription_id)
         if row is None:
             return False
         if row.last_sent_at is not None and as_utc(row.last_sent_at) >= period.end:

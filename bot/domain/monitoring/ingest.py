@@ -14,10 +14,11 @@ from typing import Any
 from bot.domain import names
 from bot.domain.entities import iso
 from bot.domain.errors import InvalidInput
+from bot.domain.monitoring.log_files import Location
+from bot.domain.monitoring.prediction_logs import LogSpec, LogSummary, summarise
+from bot.domain.monitoring.recording import record_samples
+from bot.domain.monitoring.samples import Samples
 from bot.domain.registry import Registry
-from bot.sources.log_reader import Location
-from bot.sources.prediction_logs import LogSpec, LogSummary, summarise
-from bot.sources.recording import record_samples
 
 SOURCE = "ingest"
 
@@ -47,7 +48,9 @@ def ingest(registry: Registry, location: Location, spec: LogSpec, *, now: dateti
     model = registry.get_model(spec.model).name  # NotFound before any reading
     if spec.environment is not None:
         spec = LogSpec(**{**spec.__dict__, "environment": names.environment(spec.environment, registry.environments)})
-    summary = summarise(location, spec, environments=registry.environments)
+    samples_of = Samples(registry)
+    summary = summarise(location, spec, environments=registry.environments,
+                        serving=lambda env: samples_of.history(model, env))
     if not summary.windows:
         newest = f" (newest row {iso(summary.newest)})" if summary.newest else ""
         skipped = f"; {' '.join(summary.notes)}" if summary.notes else ""

@@ -1,8 +1,9 @@
 """Writing a pull's outcome: its samples and the source's status, in one transaction.
 
 Digests say "no data since …" from `SourceStatus`, so the status and the samples it
-describes must never disagree: either both commit or neither does. `Samples.record`
-opens its own write transaction; `_JoinedRegistry` lets it join ours instead.
+describes must never disagree: either both commit or neither does (`Samples.record` joins
+our transaction). A prediction log's read position (`cursor`) commits with them too, so a
+crash between reading and recording reads the same rows again instead of losing them.
 
 `SourceStatus` semantics (also in the README):
 - `last_attempt_at`: every pull, successful or not;
@@ -14,23 +15,37 @@ opens its own write transaction; `_JoinedRegistry` lets it join ours instead.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.entities import as_utc, iso
+from bot.domain.monitoring.samples import MAX_BATCH, SampleIn, Samples
 from bot.domain.registry import Registry
-from bot.domain.samples import MAX_BATCH, SampleIn, Samples
 from bot.redaction import redact_text
-from storage.models import MetricSample, SourceStatus
+from storage.models import SourceStatus
+from storage.queries import samples as q
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 MAX_ERROR_CHARS = 2000
+
+
+@dataclass
+class Collected:
+    """What one pull of a source gathered: samples, per-part errors (one failing query does not
+    void the others) and notes (skipped values, down targets) for the log and the pull result.
+    A prediction log adds `replace` (recomputed windows: late labels) and its `cursor`."""
+
+    samples: list[SampleIn] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # True when there was nothing new to fetch (not an outage: no "no data" error)
+    up_to_date: bool = False
+    replace: list[SampleIn] = field(default_factory=list)
+    cursor: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,18 +79,6 @@ class PullResult:
         }
 
 
-class _JoinedRegistry(Registry):
-    """A Registry whose `writing()` reuses an open session instead of starting a transaction."""
-
-    def __init__(self, registry: Registry, session: Session) -> None:
-        super().__init__(registry.db, environments=registry.environments, clock=registry.clock)
-        self._session = session
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[Session]:
-        yield self._session
-
-
 def record_pull(
     registry: Registry,
     source: str,
@@ -83,50 +86,50 @@ def record_pull(
     *,
     now: datetime,
     error: str | None,
+    replace: Sequence[SampleIn] = (),
+    cursor: Mapping[str, Any] | None = None,
 ) -> int:
-    """Write the samples (all or nothing, any count) and the source's status together."""
+    """Write the samples (all or nothing, any count), the source's status and, for a prediction
+    log, where its next read starts (`cursor`) together. `replace` are recomputed windows: they
+    take the place of what this source recorded for them before (late labels)."""
     with registry.writing() as session:
-        joined = Samples(_JoinedRegistry(registry, session))
-        recorded = 0
-        for start in range(0, len(samples), MAX_BATCH):
-            recorded += joined.record(samples[start:start + MAX_BATCH], source=source)
-        _upsert_status(registry, session, source, now=now, recorded=recorded, error=error)
+        samples_of = Samples(registry)
+        recorded = sum(samples_of.record(samples[i:i + MAX_BATCH], source=source, session=session)
+                       for i in range(0, len(samples), MAX_BATCH))
+        recorded += samples_of.replace_windows(replace, source=source, session=session) if replace else 0
+        _upsert_status(session, source, now=now, recorded=recorded, error=error, cursor=cursor)
         return recorded
 
 
 def record_samples(registry: Registry, source: str, samples: Sequence[SampleIn]) -> int:
     """Samples of any count in one transaction, without a source status (one-off loads)."""
     with registry.writing() as session:
-        joined = Samples(_JoinedRegistry(registry, session))
-        return sum(joined.record(samples[i:i + MAX_BATCH], source=source) for i in range(0, len(samples), MAX_BATCH))
+        samples_of = Samples(registry)
+        return sum(samples_of.record(samples[i:i + MAX_BATCH], source=source, session=session)
+                   for i in range(0, len(samples), MAX_BATCH))
 
 
 def record_failure(registry: Registry, source: str, *, now: datetime, error: str) -> None:
     """A pull that produced nothing: only the status changes."""
     with registry.writing() as session:
-        _upsert_status(registry, session, source, now=now, recorded=0, error=error)
+        _upsert_status(session, source, now=now, recorded=0, error=error)
 
 
 def source_status(registry: Registry, names: Sequence[str]) -> dict[str, SourceStatus]:
     """Status rows by source name (absent: never pulled)."""
-    if not names:
-        return {}
     with registry.reading() as session:
-        rows = session.exec(select(SourceStatus).where(SourceStatus.name.in_(list(names)))).all()  # type: ignore[attr-defined]
-        return {row.name: row for row in rows}
+        return q.source_status(session, names)
 
 
 def recorded_at(registry: Registry, source: str, at: datetime) -> bool:
     """Did this source already record samples stamped `at`? (Pulls must not duplicate a window.)"""
     with registry.reading() as session:
-        found = session.exec(
-            select(MetricSample.id).where(MetricSample.source == source[:64], MetricSample.at == as_utc(at)).limit(1)
-        ).first()
-        return found is not None
+        return q.source_recorded_at(session, source[:64], as_utc(at))
 
 
 def _upsert_status(
-    registry: Registry, session: Session, source: str, *, now: datetime, recorded: int, error: str | None
+    session: Session, source: str, *, now: datetime, recorded: int, error: str | None,
+    cursor: Mapping[str, Any] | None = None,
 ) -> None:
     at = as_utc(now)
     values: dict[str, Any] = {
@@ -136,11 +139,10 @@ def _upsert_status(
         "last_error": None if error is None else redact_text(error)[:MAX_ERROR_CHARS],
         "samples_last_pull": recorded,
     }
+    if cursor is not None:
+        values["cursor"] = dict(cursor)
     update = dict(values)
     del update["name"]
     if recorded > 0:
         values["last_success_at"] = update["last_success_at"] = at
-    insert = sqlite_insert if registry.db.is_sqlite else pg_insert
-    session.execute(
-        insert(SourceStatus).values(**values).on_conflict_do_update(index_elements=["name"], set_=update)
-    )
+    q.upsert_source_status(session, values, update)

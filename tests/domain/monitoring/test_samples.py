@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion, Registry
-from bot.domain.samples import SampleIn, Samples
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 
@@ -19,7 +19,7 @@ def samples(registry: Registry) -> Samples:
     return Samples(registry)
 
 
-def test_latest_window_and_stats(samples: Samples) -> None:
+def test_latest_window_and_aggregates(samples: Samples) -> None:
     values = [0.90, 0.91, 0.89, 0.92]
     samples.record([SampleIn("churn", "production", "auc", v, T0 + timedelta(minutes=10 * i), version=1)
                     for i, v in enumerate(values)], source="test")
@@ -28,8 +28,8 @@ def test_latest_window_and_stats(samples: Samples) -> None:
     assert latest["auc"].value == 0.92 and latest["latency_p95_ms"].value == 120.0
     window = samples.window("churn", "production", "auc", T0, T0 + timedelta(minutes=25))
     assert [p.value for p in window] == [0.90, 0.91, 0.89]
-    stats = samples.stats("churn", "production", T0, T0 + timedelta(hours=1))["auc"]
-    assert stats.count == 4 and stats.last == 0.92 and stats.mean == pytest.approx(sum(values) / 4)
+    agg = samples.aggregates("churn", "production", T0, T0 + timedelta(hours=1))[("auc", 1)]
+    assert agg.count == 4 and agg.last_at == T0 + timedelta(minutes=30) and agg.mean == pytest.approx(sum(values) / 4)
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,15 @@
 Rows are ordered per destination instead of per topic; rows written before this revision
 keep their topic as their destination, so what was in flight keeps its old order.
 
-Revision ID: 0009_outbox_destinations
-Revises: 0007_requests_moot_override
+Revision ID: 0011_outbox_destinations
+Revises: 0010_audit_subject_token_names
 Create Date: 2026-12-08 10:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0009_outbox_destinations'
-down_revision = '0007_requests_moot_override'
+revision = '0011_outbox_destinations'
+down_revision = '0010_audit_subject_token_names'
 branch_labels = None
 depends_on = None
 
