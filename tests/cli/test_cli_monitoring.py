@@ -139,3 +139,31 @@ def test_status_json_and_text(cli, database_url: str) -> None:  # type: ignore[n
     assert code == 0 and "churn  production  v1" in out
     code, _, err = cli("status", "churn", "--window", "soon")
     assert code == 2 and "'soon' is not a duration" in err
+
+
+def test_status_right_after_a_promotion_labels_each_number_with_its_version(cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, defect 1, through the door where it was found: after promoting v2 (no v2 data yet),
+    `modelbot status` showed v1's numbers as v2's "latest" and compared v1 with itself."""
+    now = datetime.now(UTC)
+    db = Database(DatabaseSettings(url=database_url))
+    try:
+        Samples(Registry(db)).record([
+            SampleIn("churn", "production", "accuracy", 0.8, now - timedelta(hours=3), version=1),
+            SampleIn("churn", "production", "accuracy", 0.9, now - timedelta(hours=1), version=1),
+        ], source="test")
+    finally:
+        db.dispose()
+    assert cli("register", "churn", "--artifact", "s3://m/churn/2")[0] == 0
+    assert cli("promote", "churn", "2", "production", "--actor", "alice")[0] == 0
+    code, out, err = cli("status", "churn", "production", "--json")
+    assert (code, err) == (0, "")
+    accuracy = json.loads(out)["environments"][0]["metrics"]["accuracy"]
+    assert (accuracy["version"], accuracy["value"], accuracy["change_vs_previous_version"]) == (2, None, None)
+    assert accuracy["previous_version"]["version"] == 1
+    assert accuracy["previous_version"]["mean"] == pytest.approx(0.85)
+    code, out, _ = cli("status", "churn", "production")
+    assert code == 0 and "v2: no data yet" in out
+    header = next(line for line in out.splitlines() if line.startswith("metric"))
+    row = next(line for line in out.splitlines() if line.startswith("accuracy"))
+    assert header.split()[:5] == ["metric", "v2", "Δ24h", "v1", "before"]
+    assert row.split()[:6] == ["accuracy", "no", "data", "yet", "–", "0.85"]  # v1's mean, under v1's name
