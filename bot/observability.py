@@ -53,3 +53,9 @@ OUTBOX_FAILED = Gauge(
     "sends one again.",
     registry=REGISTRY,
 )
+OUTBOX_PAUSED = Gauge(
+    "modelbot_outbox_paused_destinations",
+    "Destinations (webhook URLs, …) whose circuit breaker is open: deliveries to them are paused and "
+    "probed with backoff; `modelbot outbox` lists them.",
+    registry=REGISTRY,
+)

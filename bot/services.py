@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.config.settings import Settings
+from bot.config.settings import ConfigError, Settings
 from bot.domain.channels import ChannelResolver, no_channel_names
 from bot.domain.policy import GroupResolver, Policy, no_groups
 from bot.domain.registry import Registry, utc_now
-from storage.db import Database
+from storage.db import Database, DatabaseUrlError
 
 if TYPE_CHECKING:
     from bot.domain.deployments import Deployments
@@ -108,12 +108,16 @@ def open_services(
     groups: GroupResolver = no_groups,
     clock: Callable[[], datetime] = utc_now,
 ) -> Services:
-    """Policy errors surface before the database is touched (ConfigError with file:line)."""
+    """Policy errors surface before the database is touched (ConfigError with file:line); a
+    database URL that cannot work is a ConfigError too (one line, exit 2 from the CLI)."""
     if policy is None:
         from bot.config.policy_file import load_policy
 
         policy = load_policy(settings.config_path, required=settings.config_required)
-    db = Database(settings.database)
+    try:
+        db = Database(settings.database)
+    except DatabaseUrlError as exc:
+        raise ConfigError(str(exc)) from None
     if upgrade:
         db.upgrade()
     registry = Registry(db, environments=policy.environment_names, clock=clock)

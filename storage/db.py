@@ -15,8 +15,11 @@ database lock still decides, but nobody starves.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,12 +32,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from bot.redaction import redact_text, redact_url
+
 DEFAULT_URL = "sqlite:///modelbot.db"
 # Newest Alembic revision shipped with this code. tests/storage/test_migrations.py asserts
 # it equals the migration scripts' head, so the cheap start-up check cannot drift.
-HEAD_REVISION = "0010_audit_subject_token_names"
+HEAD_REVISION = "0011_outbox_destinations"
 _WRITE_OPTION = "modelbot_write"
 WRITE_QUEUE_FACTOR = 6
+# the database, its WAL and lock files: the owner only (they hold audit trails and hashed tokens)
+PRIVATE_FILE_MODE = 0o600
 
 
 class DatabaseBusy(Exception):
@@ -43,6 +50,14 @@ class DatabaseBusy(Exception):
 
 class DatabaseUnreachable(Exception):
     """The database URL is wrong or the server does not answer."""
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL cannot work (not a URL, an unsupported backend, an in-memory SQLite):
+    a configuration mistake, reported in one line that says what to write instead."""
+
+
+EXAMPLE_URLS = "sqlite:///modelbot.db or postgresql://user:password@host:5432/modelbot"
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,31 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def check_url(url: str) -> sa.engine.URL:
+    """The parsed URL of a database modelbot can use, or DatabaseUrlError naming the problem.
+
+    Messages show the URL only through `redact_url`: a password pasted into it stays out of
+    the terminal, CI logs and bug reports.
+    """
+    shown = redact_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise DatabaseUrlError(f"MODELBOT_DATABASE_URL '{shown}' is not a database URL: write {EXAMPLE_URLS}.") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseUrlError(f"MODELBOT_DATABASE_URL '{shown}' is a {backend} database; modelbot supports SQLite and "
+                               f"PostgreSQL: write {EXAMPLE_URLS}.")
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise DatabaseUrlError(f"MODELBOT_DATABASE_URL '{shown}' is an in-memory SQLite database, which would lose "
+                               "everything when modelbot stops and is not shared between processes: name a file, "
+                               "for example sqlite:///modelbot.db.")
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise DatabaseUrlError(f"MODELBOT_DATABASE_URL '{shown}' asks for the {parsed.get_driver_name()} driver; "
+                               "modelbot ships psycopg 3: write postgresql://… without a driver name.")
+    return parsed
 
 
 class Database:
@@ -156,12 +196,15 @@ class Database:
             if not path or path == ":memory:":
                 yield
                 return
-            with open(f"{path}.migrate-lock", "w") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
+            fd = open_lock_file(f"{path}.migrate-lock")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
                     yield
                 finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
             return
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT pg_advisory_lock(727274001)")
@@ -176,12 +219,15 @@ class Database:
 
 
 def _create_engine(url: str, settings: DatabaseSettings) -> Engine:
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
+    parsed = check_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database:
             parent = Path(database).expanduser().resolve().parent
             if not parent.is_dir():
-                raise DatabaseUnreachable(f"The folder {parent} for the SQLite database does not exist.")
+                raise DatabaseUrlError(f"MODELBOT_DATABASE_URL names a file in {parent}, a folder that does not "
+                                       "exist: create it, or point the URL at a file in an existing folder.")
+            _private_sqlite_files(Path(database).expanduser())
         engine = sa.create_engine(
             url,
             connect_args={"timeout": settings.lock_timeout_s, "check_same_thread": False},
@@ -225,7 +271,43 @@ def _translate_errors() -> Iterator[None]:
         text = str(exc.orig).lower()
         if "database is locked" in text or "lock timeout" in text or "canceling statement due to lock" in text:
             raise DatabaseBusy("The database stayed locked by another writer; try again in a moment.") from exc
-        if "could not connect" in text or "connection refused" in text or "unable to open database" in text:
-            raise DatabaseUnreachable(f"Cannot reach the database: {exc.orig}") from exc
+        if "could not connect" in text or "connection refused" in text or "unable to open database" in text \
+                or "connection failed" in text or "authentication failed" in text:
+            raise DatabaseUnreachable(f"Cannot reach the database: {_one_line(exc.orig)}") from exc
         raise
 
+
+def open_lock_file(path: str | Path) -> int:
+    """A lock file's descriptor: created 0600, never through a symbolic link (someone who can write
+    the folder must not be able to point our lock, and the truncation of its content, elsewhere)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DatabaseUnreachable(f"The lock file {path} is a symbolic link; modelbot does not follow links for "
+                                      "its lock files: remove the link.") from None
+        raise DatabaseUnreachable(f"Cannot open the lock file {path}: {exc.strerror}.") from None
+
+
+def _private_sqlite_files(database: Path) -> None:
+    """The database readable by its owner only, whatever the umask: create it 0600 when missing,
+    and take group/other access away from an existing one and its WAL and shared-memory files
+    (SQLite creates those with the database file's mode)."""
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DatabaseUnreachable(f"Cannot create the SQLite database {database}: {exc.strerror}.") from None
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            path.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+def _one_line(error: BaseException) -> str:
+    """A driver's message (psycopg's span lines) as one line, URLs in it redacted."""
+    return redact_text(" ".join(str(error).split()))

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from bot.redaction import redact_text, redact_url
 from storage.db import normalise_url
 
 
@@ -45,10 +46,11 @@ class LogTable:
 
     def __init__(self, url: str, table: str) -> None:
         self.table_name = table
+        self.where = f"the database at {redact_url(url)}"  # for errors: sql_url may carry a password
         try:
             self.engine = sa.create_engine(normalise_url(url))
         except Exception as exc:
-            raise TableError(f"sql_url is not a usable database URL: {exc}") from None
+            raise TableError(f"sql_url is not a usable database URL: {redact_text(str(exc))}") from None
         quote = self.engine.dialect.identifier_preparer.quote
         self.quoted = ".".join(quote(part) for part in table.split("."))
         self._quote = quote
@@ -70,13 +72,16 @@ class LogTable:
             try:
                 found = sa.inspect(self.engine).get_columns(name, schema=schema or None)
             except sa.exc.NoSuchTableError:
-                raise TableError(f"there is no table {self.table_name}") from None
+                raise TableError(self._missing()) from None
             except sa.exc.SQLAlchemyError as exc:
                 raise TableError(f"cannot read table {self.table_name}: {_reason(exc)}") from None
             if not found:
-                raise TableError(f"there is no table {self.table_name}")
+                raise TableError(self._missing())
             self._columns = {c["name"]: Column(c["name"], _kind(c["type"])) for c in found}
         return self._columns
+
+    def _missing(self) -> str:
+        return f'there is no table {self.table_name} in {self.where}: check table = "…" in this source'
 
     def _time_bound(self, column: str, seconds: float) -> Any:
         kind = self.columns()[column].kind
@@ -401,5 +406,5 @@ def _kind(sql_type: Any) -> str:
 
 
 def _reason(exc: sa.exc.SQLAlchemyError) -> str:
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    text = redact_text(str(getattr(exc, "orig", exc))).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

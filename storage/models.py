@@ -209,21 +209,29 @@ class RequestVote(SQLModel, table=True):
 class OutboxMessage(SQLModel, table=True):
     """A message or webhook caused by a state change, written in the same transaction.
 
-    The delivery worker sends rows in id order per `topic` (e.g. one model), so a card is
-    posted before it is updated. `message_key` names a Slack message across rows: a `post`
-    records its channel/ts under the key in `slack_messages`; `update`/`thread` rows find it
-    there.
+    The delivery worker sends rows in id order per `destination` (one Slack message with its
+    updates and thread, one channel's announcements, one webhook URL, …) and never orders
+    rows of different destinations, so a receiver that is down delays only its own rows.
+    `destination` is `lane:key`; the lane (`slack`, `webhook`, …) is the worker's capacity
+    pool. `circuit` names the circuit breaker the row's failures count against (see
+    `OutboxCircuit`); None for rows that are never circuit-broken (Slack). `topic` says what
+    the row is about (a model, a subscription) for people and for queries that look rows up.
+    `message_key` names a Slack message across rows: a `post` records its channel/ts under
+    the key in `slack_messages`; `update`/`thread` rows find it there.
     """
 
     __tablename__ = "outbox"
     __table_args__ = (
         sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
         sa.Index("ix_outbox_topic_id", "topic", "id"),
+        sa.Index("ix_outbox_destination_id", "destination", "id"),
         sa.CheckConstraint("status in ('pending', 'sending', 'delivered', 'failed')", name="ck_outbox_status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     topic: str = Field(max_length=200, nullable=False)
+    destination: str = Field(max_length=200, nullable=False)
+    circuit: str | None = Field(default=None, max_length=200)
     kind: str = Field(max_length=32, nullable=False)
     template: str = Field(max_length=64, nullable=False)
     channel: str | None = Field(default=None, max_length=64)
@@ -238,6 +246,31 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column())
     delivered_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     result: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+
+
+class OutboxCircuit(SQLModel, table=True):
+    """The circuit breaker of one remote endpoint (a webhook URL, an MLflow server).
+
+    After `failures` consecutive retryable failures the circuit opens: no row naming it is
+    claimed until `paused_until`; then one row goes out as a probe. A success closes it, a
+    failure opens it again with a longer pause (`trips` counts the openings since the last
+    success). The key is what people see (`webhook:<url>`, credentials redacted by the
+    outbox); `notice_key` is the message key of the announcement that says it is paused,
+    updated when it resumes.
+    """
+
+    __tablename__ = "outbox_circuits"
+    __table_args__ = (sa.CheckConstraint("state in ('closed', 'open')", name="ck_outbox_circuit_state"),)
+
+    key: str = Field(primary_key=True, max_length=200)
+    state: str = Field(max_length=16, nullable=False, default="closed")
+    failures: int = Field(default=0, nullable=False)
+    trips: int = Field(default=0, nullable=False)
+    opened_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    paused_until: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_error: str | None = Field(default=None)
+    notice_key: str | None = Field(default=None, max_length=200)
+    updated_at: datetime = Field(sa_column=utc_column())
 
 
 class SlackMessageRef(SQLModel, table=True):

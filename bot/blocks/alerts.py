@@ -198,7 +198,8 @@ def alert_card(data: Mapping[str, Any]) -> Message:
     if not resolved:
         blocks.append(_card_buttons(data))
     fallback_state = "resolved" if resolved else "firing"
-    fallback = f"{data['model']} {data['environment']} alerts {fallback_state}: {_fallback_alerts(firing or alerts)}"
+    fallback = (f"{escape(data['model'])} {escape(data['environment'])} alerts {fallback_state}: "
+                f"{_fallback_alerts(firing or alerts)}")
     return Message.build(fallback, blocks)
 
 
@@ -231,7 +232,7 @@ def alert_resolved(data: Mapping[str, Any]) -> Message:
             "bounds.")
     if data.get("acknowledged_by"):
         text += f" {who(data['acknowledged_by'])} was on it."
-    return Message.build(f"{data['model']} {data['environment']} resolved after "
+    return Message.build(f"{escape(data['model'])} {escape(data['environment'])} resolved after "
                          f"{human_duration(data.get('duration_seconds'))}", [section(text)])
 
 
@@ -240,7 +241,8 @@ def alert_changed(data: Mapping[str, Any]) -> Message:
     firing = _firing(data)
     text = fit_lines(f":arrows_counterclockwise: The alerts changed; now firing ({len(firing)}):",
                      [alert_line(a) for a in firing], f"`/model alerts {escape(data['model'])}`")
-    return Message.build(f"{data['model']} {data['environment']} alerts changed: {_fallback_alerts(firing)}",
+    return Message.build(f"{escape(data['model'])} {escape(data['environment'])} alerts changed: "
+                         f"{_fallback_alerts(firing)}",
                          [section(text)])
 
 
@@ -250,7 +252,8 @@ def alert_repeat(data: Mapping[str, Any]) -> Message:
     ack = "" if data.get("acknowledged_by") else " Nobody has acknowledged it yet."
     text = fit_lines(f":repeat: Still firing after {human_duration(data.get('duration_seconds'))}.{ack}",
                      [alert_line(a) for a in firing], f"`/model alerts {escape(data['model'])}`")
-    return Message.build(f"{data['model']} {data['environment']} still firing: {_fallback_alerts(firing)}",
+    return Message.build(f"{escape(data['model'])} {escape(data['environment'])} still firing: "
+                         f"{_fallback_alerts(firing)}",
                          [section(text)])
 
 
@@ -271,7 +274,7 @@ def canary_inconclusive(data: Mapping[str, Any]) -> Message:
             "100 %.", "Abort", danger=True)),
         button("Keep it running", CANARY_KEEP_ACTION, value),
         block_id="canary_inconclusive")
-    return Message.build(f"Canary analysis of {data['model']} in {data['environment']} is inconclusive (no data)",
+    return Message.build(f"Canary analysis of {model} in {env} is inconclusive (no data)",
                          [section(text), buttons])
 
 
@@ -420,7 +423,7 @@ def acknowledged(result: Acknowledged) -> Message:
 
 
 def note(text: str) -> Message:
-    return Message.build(text, [section(f":information_source: {escape(text)}")])
+    return Message.build(escape(text), [section(f":information_source: {escape(text)}")])
 
 
 # ---- the Silence… modal -----------------------------------------------------------------------------

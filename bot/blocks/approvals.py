@@ -32,7 +32,9 @@ from bot.blocks.base import (
     confirm,
     context,
     escape,
+    fallback_text,
     header,
+    link,
     plain,
     section,
 )
@@ -152,7 +154,8 @@ def approval_card(data: Mapping[str, Any]) -> Message:
     if r["status"] == "pending":
         blocks.append(_card_buttons(r))
     approvals = len(r.get("approvals") or ())
-    text = f"{_title(r)} by {r['requester']} — {r['status']} ({approvals} of {r['approvals_needed']} approvals)"
+    text = (f"{KIND_TITLES.get(r['kind'], 'Change')} request #{r['id']}: {_subject(r)} by {who(r['requester'])} — "
+            f"{escape(r['status'])} ({approvals} of {r['approvals_needed']} approvals)")
     return Message.build(text, blocks)
 
 
@@ -286,11 +289,10 @@ def _card_buttons(r: Mapping[str, Any]) -> Block:
 def approval_link(data: Mapping[str, Any]) -> Message:
     """Ephemeral to the requester once the card is posted: where to follow their request."""
     r = data["request"]
-    link = data.get("permalink")
-    where = f"<{escape(link)}|the approval card>" if link else "the approval card in the approval channel"
+    where = link(data.get("permalink"), "the approval card", otherwise="the approval card in the approval channel")
     text = (f":hourglass_flowing_sand: Request #{r['id']} ({_subject(r)}) needs {r['approvals_needed']} "
             f"approval(s); follow {where}.")
-    return Message.build(f"Request #{r['id']} for {r['model']} v{r['version']} needs approval", [section(text)])
+    return Message.build(f"Request #{r['id']} for {_subject(r)} needs approval", [section(text)])
 
 
 @template("request_outcome")
@@ -318,8 +320,7 @@ def request_outcome(data: Mapping[str, Any]) -> Message:
                 f"{escape(r.get('decision_reason') or '')}\nNothing changed; {env} still serves {was}.")
     else:
         text = f"{STATUS_ICONS.get(status, '')} Request #{r['id']} is {escape(status)}; nothing changed."
-    plain_text = f"Request #{r['id']} {status}: {r['model']} v{version} {r['environment']}"
-    return Message.build(plain_text, [section(text)])
+    return Message.build(f"Request #{r['id']} {escape(status)}: {model} v{version} {env}", [section(text)])
 
 
 ACTION_VERBS = {"promote": "promoted", "rollback": "rolled back", "canary_promote": "promoted the canary of"}
@@ -344,9 +345,7 @@ def deployment_announcement(data: Mapping[str, Any]) -> Message:
         details.append(f"artifact `{escape(state['stable_artifact_uri'])}`")
     if state.get("previous") is not None:
         details.append(f"v{state['previous']} kept warm for rollback")
-    fallback = (f"{audit['actor']} {ACTION_VERBS.get(action, action)} {state['model']} {state['environment']} "
-                f"{before} → {after}" + (f": {audit['reason']}" if audit.get("reason") else ""))
-    return Message.build(fallback, [section(text), context(" · ".join(details))])
+    return Message.build(fallback_text(text), [section(text), context(" · ".join(details))])
 
 
 # ---- canary --------------------------------------------------------------------------------------
@@ -364,8 +363,7 @@ def canary_card(data: Mapping[str, Any]) -> Message:
         why = f": {escape(audit['reason'])}" if audit.get("reason") else ""
         blocks.append(section(f":x: *Canary {_v(aborted)} aborted* by {who(audit['actor'])} {when(audit.get('at'))}"
                               f"{why}\nStable {_v(state.get('stable'))} takes 100 % of {env} again."))
-        text = f"Canary {_v(aborted)} of {state['model']} in {state['environment']} aborted"
-        return Message.build(text, blocks)
+        return Message.build(f"Canary {_v(aborted)} of {model} in {env} aborted", blocks)
     blocks.append(section("", fields=[
         f"*Stable*\n{_v(state.get('stable'))} — {100 - weight} %",
         f"*Canary*\n{_v(canary)} — {weight} %",
@@ -387,9 +385,8 @@ def canary_card(data: Mapping[str, Any]) -> Message:
         "Abort the canary?", f"{model} v{canary} stops taking traffic; {_v(state.get('stable'))} takes 100 %.",
         "Abort", danger=True)))
     blocks.append(actions(*elements, block_id="canary_actions"))
-    text = (f"Canary of {state['model']} in {state['environment']}: v{canary} at {weight} %, "
-            f"stable {_v(state.get('stable'))}")
-    return Message.build(text, blocks)
+    return Message.build(f"Canary of {model} in {env}: v{canary} at {weight} %, stable {_v(state.get('stable'))}",
+                         blocks)
 
 
 @template("canary_step")
@@ -404,7 +401,7 @@ def canary_step(data: Mapping[str, Any]) -> Message:
     else:
         text = (f":arrow_right: {who(audit['actor'])} moved canary v{state['canary']} of {model} in {env} from "
                 f"{data.get('previous_weight', 0)} % to {state['canary_weight']} %{why}.")
-    return Message.build(f"Canary of {state['model']} in {state['environment']} changed", [section(text)])
+    return Message.build(f"Canary of {model} in {env} changed", [section(text)])
 
 
 # ---- command replies ---------------------------------------------------------------------------------
@@ -421,8 +418,7 @@ def request_opened(view: RequestView, channel: str | None) -> Message:
             text += f"\n:warning: A gate fails, overridden by {who(view.override_by)}:\n{lines}"
         else:
             text += f"\n:warning: A gate fails, so it cannot be approved as is:\n{lines}"
-    return Message.build(f"Request #{view.id} opened for {view.model} v{view.version} → {view.environment}",
-                         [section(text)])
+    return Message.build(f"Request #{view.id} opened for {_subject(view.to_dict())}", [section(text)])
 
 
 def canary_running(message: str, value: Mapping[str, Any] | None) -> Message:
@@ -449,7 +445,7 @@ def moved(move: PointerMove) -> Message:
         text = f":rocket: {escape(s.model)} v{a.to_version} now serves {escape(s.environment)} (was {_v(a.from_version)})."
     if a.reason:
         text += f"\nReason: {escape(a.reason)}"
-    return Message.build(text.replace("*", ""), [section(text)])
+    return Message.build(fallback_text(text), [section(text)])
 
 
 def rollback_confirm(state: EnvironmentState, target: int, reason: str | None, value: Mapping[str, Any]) -> Message:
@@ -465,7 +461,7 @@ def rollback_confirm(state: EnvironmentState, target: int, reason: str | None, v
             "Roll back now?", f"{model} {env} goes back to v{target} for everyone, at once.", "Roll back",
             danger=True)), block_id="rollback_confirm"),
     ]
-    return Message.build(f"Roll back {state.model} {state.environment} {_v(state.stable)} → v{target}?", blocks)
+    return Message.build(f"Roll back {model} {env} {_v(state.stable)} → v{target}?", blocks)
 
 
 def vote_result(outcome: VoteOutcome) -> Message:
@@ -487,7 +483,7 @@ def vote_result(outcome: VoteOutcome) -> Message:
                                                    f"Approval recorded: {len(r.approvals)} of {r.approvals_needed}.")
     else:  # duplicate, already_decided: nothing changed
         text = ":information_source: " + escape(" ".join(outcome.notes) or f"Request #{r.id} is {r.status}.")
-    return Message.build(re.sub(r":[a-z_]+: ", "", text), [section(text)])
+    return Message.build(fallback_text(text), [section(text)])
 
 
 def request_list(views: Sequence[RequestView], model: str | None, pending_only: bool) -> Message:
@@ -521,12 +517,12 @@ def canary_changed(state: EnvironmentState, next_step: int | None) -> Message:
             text += f" Next step: {next_step} %."
         elif next_step == 100:
             text += f" Next: `/model canary {model} {env} promote`."
-    return Message.build(re.sub(r":[a-z_]+: ", "", text), [section(text)])
+    return Message.build(fallback_text(text), [section(text)])
 
 
 def note(text: str) -> Message:
     """A one-line private note (escaped)."""
-    return Message.build(text, [section(f":information_source: {escape(text)}")])
+    return Message.build(escape(text), [section(f":information_source: {escape(text)}")])
 
 
 # ---- modals --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,15 +32,46 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
 MAX_FALLBACK_TEXT = 3000
+_EMOJI = re.compile(r":[a-z0-9_+\-]+: ?")
+# what may stand inside `<url|label>`: an http(s) URL with nothing that ends or splits the link
+_LINKABLE = re.compile(r"https?://[^\s<>|]+")
 
 
 def escape(text: object) -> str:
-    """Escape exactly what Slack's mrkdwn needs: `&`, `<`, `>` (stops `<!channel>` and `<@U…>`)."""
+    """Escape exactly what Slack's mrkdwn needs: `&`, `<`, `>` (stops `<!channel>` and `<@U…>`).
+
+    The top-level `text` of a message (what notifications show) is parsed like mrkdwn too: a
+    renderer builds it from escaped pieces, or from its escaped section text with
+    `fallback_text`, never from raw user text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def link(url: object, label: str, *, otherwise: str | None = None) -> str:
+    """`<url|label>` when `url` is an http(s) URL Slack can link, else the escaped `otherwise`
+    (or label). No URL is trusted to be free of markup, not even one Slack handed back: a `|`
+    or `>` in it would end the link and let the rest through unescaped."""
+    if url is not None and _LINKABLE.fullmatch(str(url)):
+        return f"<{escape(url)}|{escape(label)}>"
+    return escape(otherwise if otherwise is not None else label)
+
+
+def fallback_text(mrkdwn_text: str) -> str:
+    """A message's notification text from its (already escaped) mrkdwn: without emoji codes and
+    bold markers, which notifications show literally."""
+    return _EMOJI.sub("", mrkdwn_text).replace("*", "")
+
+
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most `limit` characters, never cutting an escaped entity (`&amp;`) or a mention/link
+    (`<@U123>`) in two: a cut one would show as raw markup."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    for opener, closer in (("&", ";"), ("<", ">")):
+        at = cut.rfind(opener)
+        if at != -1 and closer not in cut[at:]:
+            cut = cut[:at]
+    return cut + "…"
 
 
 def mrkdwn(text: str) -> MarkdownTextObject:

@@ -43,4 +43,4 @@ def comparison(c: Comparison) -> Message:
             if verdict in ("better", "worse"):
                 summary.append(f"{m.metric} {verdict} in {label}")
     text = f"{c.model} {' vs '.join(labels)}: " + ("; ".join(summary[:8]) or "no metric changes")
-    return Message.build(text, blocks)
+    return Message.build(escape(text), blocks)

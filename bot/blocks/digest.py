@@ -202,4 +202,4 @@ def digest(data: Mapping[str, Any]) -> Message:
     if sources:
         summary.append(f"{len(sources)} source{'s' if len(sources) != 1 else ''} with no data since "
                        + ", ".join(_time(s.get("last_success_at"), zone) for s in sources[:3]))
-    return Message.build(f"{title} ({span}): " + "; ".join(summary), blocks)
+    return Message.build(escape(f"{title} ({span}): " + "; ".join(summary)), blocks)

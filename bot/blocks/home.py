@@ -2,6 +2,8 @@
 
 One published view per person (`views.publish`), rebuilt from current state every time:
 
+* **Deliveries paused** (admins only, when a webhook receiver or another destination keeps
+  failing and its circuit breaker is open; see `bot.delivery.circuits`).
 * **Waiting for your approval** (first page only): the pending requests this person may act
   on, each with exactly the card's buttons (`approvals._card_buttons`: same action ids and
   values), so a click on the Home runs the same handler as a click on the card.
@@ -45,6 +47,8 @@ from bot.blocks.base import (
     header,
     section,
 )
+from bot.blocks.deliveries import paused_blocks
+from bot.domain.deliveries import PausedDestination
 from bot.domain.home import HomeEnvironment, HomeModel, HomeModels
 
 if TYPE_CHECKING:
@@ -75,6 +79,8 @@ class HomeData:
     models: HomeModels
     now: datetime
     notice: Message | None = None
+    # admins only: destinations whose deliveries are paused (bot.delivery.circuits)
+    paused: Sequence[PausedDestination] = ()
 
 
 def view_bytes(view: dict[str, Any]) -> int:
@@ -87,6 +93,7 @@ def home(data: HomeData) -> dict[str, Any]:
     head: list[dict[str, Any]] = [header("modelbot").to_dict()]
     if data.notice is not None:
         head += data.notice.blocks[:3]
+    head += paused_blocks(data.paused)
     pending = _pending_blocks(data) if data.models.offset == 0 else []
     head_end = [divider().to_dict(), *_models_title(data.models)]
     model_blocks = [_model_block(m, data.models.scope).to_dict() for m in data.models.items]

@@ -94,7 +94,7 @@ def _metrics(data: Mapping[str, Any], number: int, base_version: Any, base_env: 
         delta = float(value) - float(old)
         mark = ARROWS[verdict(delta, metric_direction(key, directions))]
         rows.append([escape(key), textfmt.number(old), textfmt.number(value), f"{textfmt.signed(delta)} {mark}"])
-    table = textfmt.table(["metric", f"v{base_version} ({base_env})", f"v{number}", "Δ"], rows)
+    table = textfmt.table(["metric", f"v{base_version} ({escape(base_env)})", f"v{number}", "Δ"], rows)
     more = f"\n… {len(metrics) - MAX_METRICS} more metrics" if len(metrics) > MAX_METRICS else ""
     return section(f"*Against what {escape(base_env)} serves* ▲ better ▼ worse\n"
                    + code_block(table.splitlines(), limit=2800) + more)

@@ -47,8 +47,7 @@ def model_list(page: Page[ModelSummary], environments: Sequence[str]) -> Message
             line += f"\n{escape(first_line(model.description, 200))}"
         blocks.append(section(line))
     blocks += pager("list", page)
-    text = "Models: " + ", ".join(m.name for m in page.items)
-    return Message.build(text, blocks)
+    return Message.build(escape("Models: " + ", ".join(m.name for m in page.items)), blocks)
 
 
 def first_line(text: str, limit: int) -> str:
@@ -67,7 +66,7 @@ def version_list(model: str, page: Page[Version]) -> Message:
         )
         blocks.append(context(f"{_ts(v.created_at)} by {escape(v.created_by)}"))
     blocks += pager(f"list {model}", page)
-    return Message.build(f"{model}: {page.total} versions", blocks)
+    return Message.build(f"{escape(model)}: {page.total} versions", blocks)
 
 
 def version_detail(v: Version) -> Message:
@@ -99,13 +98,14 @@ def version_detail(v: Version) -> Message:
     text = f"{v.model} v{v.version} ({v.status}); " + ", ".join(
         f"{k} {textfmt.number(val)}" for k, val in sorted(v.metrics.items())[:5]
     )
-    return Message.build(text, blocks)
+    return Message.build(escape(text), blocks)
 
 
 def history(model: str, environment: str | None, entries: Sequence[AuditEntry]) -> Message:
     scope = f"{model} in {environment}" if environment else model
     if not entries:
-        return Message.build(f"No history for {scope} yet.", [section(f"No promotions or rollbacks for *{escape(scope)}* yet.")])
+        return Message.build(f"No history for {escape(scope)} yet.",
+                             [section(f"No promotions or rollbacks for *{escape(scope)}* yet.")])
     blocks: list[Block] = [header(f"History: {scope}")]
     lines = []
     for e in entries:
@@ -132,4 +132,4 @@ def history(model: str, environment: str | None, entries: Sequence[AuditEntry]) 
         blocks.append(section("\n".join(chunk)))
     blocks.append(divider())
     blocks.append(context("Times in UTC; oldest first."))
-    return Message.build(f"History of {scope}: {len(entries)} events", blocks)
+    return Message.build(f"History of {escape(scope)}: {len(entries)} events", blocks)

@@ -44,7 +44,7 @@ def model_status(status: ModelStatus) -> Message:
         summary.append(_fallback(env))
     if len(blocks) > MAX_MESSAGE_BLOCKS:
         blocks = [*blocks[:MAX_MESSAGE_BLOCKS - 1], context("… more in `modelbot status --json`.")]
-    return Message.build(f"{status.model}: " + " | ".join(summary), blocks)
+    return Message.build(escape(f"{status.model}: " + " | ".join(summary)), blocks)
 
 
 def _environment(env: EnvironmentStatus, window: str) -> list[Block]:
@@ -226,7 +226,7 @@ def overview(o: Overview) -> Message:
         blocks.append(context(f"Showing {len(o.models)} of {o.total} models; `/model status MODEL` for one."))
     else:
         blocks.append(context("`/model status MODEL` for the details of one model."))
-    return Message.build("Model status: " + ", ".join(texts), blocks)
+    return Message.build(escape("Model status: " + ", ".join(texts)), blocks)
 
 
 def _env_line(e: EnvironmentLine) -> str:

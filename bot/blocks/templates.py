@@ -14,6 +14,9 @@ from bot.blocks.base import Message, code_block, escape, section
 
 Renderer = Callable[[dict[str, Any]], Message]
 TEMPLATES: dict[str, Renderer] = {}
+# the modules whose import registers templates; a new renderer module is added here
+RENDERER_MODULES = ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts", "bot.blocks.mlflow",
+                    "bot.blocks.deliveries")
 
 
 def template(name: str) -> Callable[[Renderer], Renderer]:
@@ -36,7 +39,7 @@ def _load_renderers() -> None:
     """Import the modules that register templates (kept lazy to avoid import cycles)."""
     import importlib
 
-    for module in ("bot.blocks.approvals", "bot.blocks.digest", "bot.blocks.alerts", "bot.blocks.mlflow"):
+    for module in RENDERER_MODULES:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -46,6 +49,6 @@ def _load_renderers() -> None:
 
 def _fallback(name: str, data: dict[str, Any]) -> Message:
     """A readable message for a template without a renderer yet: never lose a notification."""
-    text = f"modelbot {name}"
+    text = f"modelbot {escape(name)}"
     body = json.dumps(data, indent=1, default=str)[:2500]
     return Message.build(text, [section(f"*{escape(name)}*\n" + code_block([escape(body)]))])

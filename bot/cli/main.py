@@ -9,6 +9,7 @@ succeeds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,7 @@ from bot.cli import (
 from bot.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, Parser, Run
 from bot.domain.errors import ModelbotError, Unavailable
 
+PROCESS_UMASK = 0o077
 # In the order of `modelbot --help`.
 GROUPS = (registry, deploy, serve, shell, mlflow, tokens, outbox, monitoring, alerts, subscriptions, scheduler)
 
@@ -82,5 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             services.close()
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `modelbot` program: files it creates (the SQLite database, its WAL and lock files,
+    exports) are private to the user running it, whatever the shell's umask."""
+    os.umask(PROCESS_UMASK)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from bot.blocks import textfmt
 from bot.cli.common import AddCommand, Parser, emit
 from bot.domain import names
+from bot.domain.entities import iso
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 def add_commands(command: AddCommand, sub: Any) -> None:
     """`modelbot outbox [--failed|--all] [--json]`, `modelbot outbox retry ID`, `modelbot deliver`."""
-    text = "messages and webhooks not delivered yet, newest first (`outbox retry ID` resends a failed one)"
+    text = ("messages and webhooks not delivered yet, newest first, and destinations whose deliveries are paused "
+            "(`outbox retry ID` resends a failed row)")
     p = sub.add_parser("outbox", help=text, description=text)
     p.set_defaults(func=cmd_outbox)
     which = p.add_mutually_exclusive_group()
@@ -37,13 +39,21 @@ def add_commands(command: AddCommand, sub: Any) -> None:
 
 def cmd_outbox(services: Services, args: argparse.Namespace) -> None:
     from bot.delivery import admin
+    from bot.domain.deliveries import paused_destinations
 
     rows = admin.list_rows(services.db, failed_only=args.failed, include_delivered=args.all, limit=args.limit)
-    table = [[r.id, r.topic, r.kind, r.template, r.status, r.attempts, (r.last_error or "")[:80]] for r in rows]
+    paused = paused_destinations(services.db)
+    table = [[r.id, r.destination, r.kind, r.template, r.status, r.attempts, (r.last_error or "")[:80]] for r in rows]
     empty = "no failed rows" if args.failed else "nothing waiting: every row was delivered"
-    emit(args, {"rows": [r.to_dict() for r in rows]},
-          lambda: textfmt.table(["id", "topic", "kind", "template", "status", "attempts", "last error"], table)
-          if table else empty)
+
+    def text() -> str:
+        lines = [f"paused: {p.key} since {iso(p.since)}, {p.failures} failures, {p.waiting} waiting, next try "
+                 f"{iso(p.next_try)} ({p.last_error})" for p in paused]
+        lines.append(textfmt.table(["id", "destination", "kind", "template", "status", "attempts", "last error"],
+                                   table) if table else empty)
+        return "\n".join(lines)
+
+    emit(args, {"rows": [r.to_dict() for r in rows], "paused": [p.to_dict() for p in paused]}, text)
 
 
 def cmd_outbox_retry(services: Services, args: argparse.Namespace) -> None:
@@ -72,13 +82,6 @@ def cmd_deliver(services: Services, args: argparse.Namespace) -> None:
         worker.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _outbox_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 12:
-        raise argparse.ArgumentTypeError(f"'{names.preview(raw, 20)}' is not an outbox row id: use a number "
-                                         "from `modelbot outbox`")
-    return int(raw)
 
 
 def outbox_id(raw: str) -> int:

@@ -10,7 +10,6 @@ finish and waits for listeners that are still replying, then exits 0.
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import sys
 import threading
@@ -27,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from bot.config.settings import Settings
 from bot.domain.errors import Unavailable
 from bot.listeners.app import Mode, build_app
+from bot.redaction import redact_text
 from bot.web.app import SLACK_EVENTS_PATH, create_web_app
 from bot.web.server import ServerThread, make_server
 
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelbot.serve")
 
-# Slack tokens by prefix (bot, user, app-level, refresh, …), and passwords inside URLs.
-_TOKEN_RE = re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9-]+")
-_URL_PASSWORD_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+@", re.IGNORECASE)
-REDACTED = "[redacted]"
 API_PREFIX = "/api/v1"
 
 
@@ -55,18 +51,10 @@ class SafeOneLineFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        # longest first, so a secret that contains another is removed whole
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self._secrets = tuple(s for s in secrets if s)
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), self._secrets).replace("\r", "\\r").replace("\n", "\\n")
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    text = _TOKEN_RE.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+        return redact_text(super().format(record), self._secrets).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def configure_logging(settings: Settings, level: str = "INFO", stream: TextIO | None = None) -> None:

@@ -1,7 +1,7 @@
 """`[[sources]]` in modelbot.toml: parsed and validated at start-up, errors at file:line.
 
 One table per source; every source has `name`, `type` and `interval`, and optionally
-`timeout` and `retries`. The rest depends on the type (full reference in the README):
+`timeout`, `retries` and `max_response_mb` (answers larger than this are refused; 10 by default). The rest depends on the type (full reference in the README):
 
     [[sources]]
     name = "prometheus-churn"
@@ -36,7 +36,7 @@ from bot.domain.errors import InvalidInput
 from bot.domain.policy import Policy
 
 SOURCE_TYPES = ("prometheus", "json", "probe", "prediction_log")
-COMMON_KEYS = {"name", "type", "interval", "timeout", "retries"}
+COMMON_KEYS = {"name", "type", "interval", "timeout", "retries", "max_response_mb"}
 TYPE_KEYS: dict[str, set[str]] = {
     "prometheus": {"url", "models", "environments", "queries", "range", "step"},
     "json": {"url", "model", "environment", "metrics", "aggregate", "version_path"},
@@ -58,16 +58,18 @@ MIN_INTERVAL = timedelta(seconds=5)
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RETRIES = 2
 DEFAULT_BACKOFF_S = 0.5
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class HttpOptions:
-    """Per-source HTTP knobs, parsed from `[[sources]]` (`timeout`, `retries`); the HTTP clients in
-    bot/sources take them (config sits below them, so the value type lives here)."""
+    """Per-source HTTP knobs, parsed from `[[sources]]` (`timeout`, `retries`, `max_response_mb`);
+    the HTTP clients in bot/sources take them (config sits below them, so the value type lives here)."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
     backoff_s: float = DEFAULT_BACKOFF_S
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,9 +244,12 @@ def _source(table: dict[str, Any], at: _At, environments: tuple[str, ...]) -> An
     retries = table.get("retries", DEFAULT_RETRIES)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
         raise at.error("retries must be a whole number from 0 to 10.", "retries")
+    max_mb = table.get("max_response_mb", DEFAULT_MAX_RESPONSE_BYTES // 1024 // 1024)
+    if not isinstance(max_mb, int | float) or isinstance(max_mb, bool) or not 0 < max_mb <= 1024:
+        raise at.error("max_response_mb must be a number of megabytes from 0.001 to 1024.", "max_response_mb")
     common: dict[str, Any] = {
         "name": name, "type": kind, "interval": interval,
-        "http": HttpOptions(timeout_s=timeout.total_seconds(), retries=retries),
+        "http": HttpOptions(timeout_s=timeout.total_seconds(), retries=retries, max_bytes=int(max_mb * 1024 * 1024)),
     }
     if kind == "prometheus":
         return _prometheus(table, at, environments, common)

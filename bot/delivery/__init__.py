@@ -1,7 +1,8 @@
 """Durable delivery: the only path by which state changes reach Slack and webhooks.
 
 The domain writes outbox rows in the transaction of the change it reports; the worker here
-sends them, at least once and in order per topic, with retries scheduled in the database.
+sends them, at least once and in order per destination, with retries scheduled in the database
+and a circuit breaker per remote endpoint.
 `modelbot serve` runs a worker thread beside the app (`start_delivery`); `modelbot deliver`
 runs one in the foreground; any number of either may run against one database.
 """
@@ -42,7 +43,8 @@ def build_worker(services: Services, settings: DeliverySettings | None = None) -
 
     mlflow = build_sender(services)  # MLflow aliases: a destination of their own
     return DeliveryWorker.from_settings(services.db, client, settings, clock=services.clock,
-                                        home=HomeRefresher(services),
+                                        home=HomeRefresher(services), announce_channel=services.policy.announce_channel,
+                                        webhooks=[hook.url for hook in services.policy.webhooks],
                                         senders={KIND: mlflow.send} if mlflow is not None else None)
 
 

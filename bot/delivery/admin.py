@@ -2,6 +2,7 @@
 
 Failed rows stay failed until a person decides: most permanent errors need a fix first (invite
 the bot to the channel, set the webhook secret, correct a URL), then `modelbot outbox retry ID`.
+Paused destinations (`bot.domain.deliveries`) need nothing: they resume by themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from storage.models import OutboxMessage
 class OutboxRow:
     id: int
     topic: str
+    destination: str
     kind: str
     template: str
     status: str
@@ -34,7 +36,7 @@ class OutboxRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "topic": self.topic, "kind": self.kind, "template": self.template, "status": self.status,
+            "id": self.id, "topic": self.topic, "destination": self.destination, "kind": self.kind, "template": self.template, "status": self.status,
             "attempts": self.attempts, "last_error": self.last_error, "channel": self.channel,
             "created_at": iso(self.created_at), "next_attempt_at": iso(self.next_attempt_at),
             "delivered_at": iso(self.delivered_at),
@@ -74,7 +76,7 @@ def retry(db: Database, outbox_id: int, *, now: datetime) -> OutboxRow:
 def _row(r: OutboxMessage) -> OutboxRow:
     assert r.id is not None
     return OutboxRow(
-        id=r.id, topic=r.topic, kind=r.kind, template=r.template, status=r.status, attempts=r.attempts,
+        id=r.id, topic=r.topic, destination=r.destination, kind=r.kind, template=r.template, status=r.status, attempts=r.attempts,
         last_error=r.last_error, channel=r.channel, created_at=as_utc(r.created_at),
         next_attempt_at=as_utc(r.next_attempt_at), delivered_at=as_utc(r.delivered_at) if r.delivered_at else None,
     )

@@ -85,6 +85,7 @@ class Job:
 
     id: int
     topic: str
+    destination: str
     kind: str
     template: str
     channel: str | None
@@ -105,7 +106,7 @@ class Job:
                  decided: Outcome | None) -> Job:
         assert row.id is not None and row.lease_until is not None
         return cls(
-            id=row.id, topic=row.topic, kind=row.kind, template=row.template, channel=row.channel,
+            id=row.id, topic=row.topic, destination=row.destination, kind=row.kind, template=row.template, channel=row.channel,
             user_id=row.user_id, message_key=row.message_key, data=copy.deepcopy(dict(row.data or {})),
             attempts=row.attempts, created_at=as_utc(row.created_at), lease_until=as_utc(row.lease_until),
             maybe_sent=maybe_sent, target=target, decided=decided,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.config.settings import ConfigError
+from bot.delivery.circuits import CircuitSettings
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class DeliverySettings:
     http_timeout_s: int = 10
     # how long an idle worker waits before looking for due rows again
     poll_seconds: float = 1.0
-    # rows sent in parallel by one worker (each from a different topic, so order holds)
+    # rows sent in parallel by one worker per lane (slack, webhook, …), each of a different destination
     concurrency: int = 4
     # seconds between chat.postMessage calls into one channel (Slack: about 1 per second)
     post_interval_s: float = 1.0
@@ -31,6 +32,8 @@ class DeliverySettings:
     backoff_cap_s: float = 300.0
     # a row still failing with retryable errors this long after it was written is marked failed
     give_up_after: timedelta = timedelta(hours=24)
+    # circuit breakers: consecutive failures that pause a destination, and the pause (doubling to the cap)
+    circuits: CircuitSettings = field(default_factory=CircuitSettings)
 
     def __post_init__(self) -> None:
         if self.lease_seconds < 2 * self.http_timeout_s:
@@ -41,6 +44,9 @@ class DeliverySettings:
             )
         if self.backoff_cap_s < self.backoff_base_s:
             raise ConfigError("MODELBOT_OUTBOX_BACKOFF_CAP must not be smaller than MODELBOT_OUTBOX_BACKOFF_BASE.")
+        if self.circuits.pause_cap_s < self.circuits.pause_base_s:
+            raise ConfigError("MODELBOT_OUTBOX_CIRCUIT_PAUSE_CAP must not be smaller than "
+                              "MODELBOT_OUTBOX_CIRCUIT_PAUSE.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DeliverySettings:
@@ -56,6 +62,11 @@ class DeliverySettings:
             backoff_cap_s=_number(env, "MODELBOT_OUTBOX_BACKOFF_CAP", defaults.backoff_cap_s),
             give_up_after=timedelta(
                 hours=_number(env, "MODELBOT_OUTBOX_GIVE_UP_HOURS", defaults.give_up_after.total_seconds() / 3600)
+            ),
+            circuits=CircuitSettings(
+                failures=int(_number(env, "MODELBOT_OUTBOX_CIRCUIT_FAILURES", defaults.circuits.failures, whole=True)),
+                pause_base_s=_number(env, "MODELBOT_OUTBOX_CIRCUIT_PAUSE", defaults.circuits.pause_base_s),
+                pause_cap_s=_number(env, "MODELBOT_OUTBOX_CIRCUIT_PAUSE_CAP", defaults.circuits.pause_cap_s),
             ),
         )
 

@@ -11,7 +11,9 @@ Each delivery is a JSON POST with these headers:
 
 Signing the timestamp with the body lets receivers refuse replays older than a few minutes.
 The secret is read from the environment variable the policy names, at send time: it is never
-stored in the database, never logged, and rotating it needs no migration.
+stored in the database, never logged, and rotating it needs no migration. The same holds for
+credentials inside a webhook URL (`https://user:password@…`, `?token=…`): outbox rows store
+the URL redacted, and the sender finds the policy's webhook with that redacted URL.
 """
 
 from __future__ import annotations
@@ -22,18 +24,21 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import requests
 
 from bot.delivery.jobs import Job, Outcome
 from bot.delivery.retry import parse_retry_after
+from bot.redaction import REDACTED, redact_text, redact_url
 
 SIGNATURE_VERSION = "v1"
 USER_AGENT = "modelbot-webhooks/1"
 # answers that say "try again later"; every other 4xx needs a person (fix, then `modelbot outbox retry`)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+# how much of a refusal's body is read, to quote its start in the error
+SNIPPET_BYTES = 1024
 
 
 def sign_webhook(secret: str, timestamp: int | str, body: bytes | str) -> str:
@@ -73,16 +78,24 @@ class WebhookSender:
     """POSTs webhook rows with `requests`; one Session per sending thread (Sessions are not thread-safe)."""
 
     def __init__(self, *, clock: Callable[[], datetime], timeout_s: float = 10.0,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, urls: Sequence[str] = ()) -> None:
         self._clock = clock
         self._timeout_s = timeout_s
         self._env = os.environ if env is None else env
+        # the policy's webhook URLs by their redacted form, which is what rows store
+        self._urls = {redact_url(url): url for url in reversed(urls)}
         self._local = threading.local()
 
     def send(self, job: Job) -> Outcome:
-        url = job.data.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        shown = job.data.get("url")
+        if not isinstance(shown, str) or not shown.startswith(("http://", "https://")):
             return Outcome.failed("webhook row has no http(s) url")
+        url = self._urls.get(shown) or (None if REDACTED in shown else shown)
+        if url is None:
+            return Outcome.failed(
+                f"webhook {shown}: the credentials of this URL are not stored, and the policy this worker loaded "
+                f"has no webhook with this URL; fix the policy, then run `modelbot outbox retry {job.id}`"
+            )
         secret_env = job.data.get("secret_env")
         secret: str | None = None
         if secret_env:
@@ -105,12 +118,16 @@ class WebhookSender:
         if secret:
             headers["X-Modelbot-Signature"] = sign_webhook(secret, timestamp, raw)
         try:
+            # stream: only the first bytes of an answer are ever read, whatever the receiver sends
             response = self._session().post(url, data=raw, headers=headers, timeout=self._timeout_s,
-                                            allow_redirects=False)
+                                            allow_redirects=False, stream=True)
         except requests.RequestException as exc:
             # the receiver may have processed it before the connection broke: it dedupes on the delivery id
-            return Outcome.retry(f"webhook {_host(url)}: {type(exc).__name__}", maybe_sent=True, transport=True)
-        return _classify(response, url)
+            return Outcome.retry(f"webhook {shown}: {type(exc).__name__}", maybe_sent=True, transport=True)
+        try:
+            return _classify(response, shown)
+        finally:
+            response.close()
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -119,9 +136,9 @@ class WebhookSender:
         return session
 
 
-def _classify(response: requests.Response, url: str) -> Outcome:
+def _classify(response: requests.Response, shown: str) -> Outcome:
     status = response.status_code
-    where = f"webhook {_host(url)} answered HTTP {status}"
+    where = f"webhook {shown} answered HTTP {status}"
     if 200 <= status < 300:
         return Outcome.delivered({"status": status})
     if status == 410:
@@ -131,12 +148,10 @@ def _classify(response: requests.Response, url: str) -> Outcome:
         return Outcome.retry(where, maybe_sent=False, retry_after=retry_after)
     if status >= 500:
         return Outcome.retry(where, maybe_sent=True)
-    snippet = response.text[:200].replace("\n", " ") if response.text else ""
+    try:
+        head = response.raw.read(SNIPPET_BYTES, decode_content=True) or b""
+    except (requests.RequestException, OSError, ValueError):
+        head = b""
+    snippet = redact_text(head.decode("utf-8", errors="replace")[:200]).replace("\n", " ").strip()
     return Outcome.failed(f"{where}" + (f": {snippet}" if snippet else ""))
 
-
-def _host(url: str) -> str:
-    """Errors name the host, never the full URL (it may carry a token in its path or query)."""
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc or "?"

@@ -1,16 +1,19 @@
 """The outbox worker: claim due rows, send them outside any transaction, record what happened.
 
-One round (`run_once`):
-
 1. **Claim** in a short write transaction: `storage.queries.outbox.claimable` hands out the oldest due
-   row of each topic (rows of one model go out in the order they were caused); on PostgreSQL
-   the rows come back locked with SKIP LOCKED, on SQLite the immediate transaction serialises
-   claimers. Claimed rows are leased (`sending`, `lease_until`) and committed, so the send
-   holds no lock and no connection.
-2. **Send** each row in a small thread pool (rows of one round belong to different topics).
-3. **Record** each result in its own short transaction, but only if the row is still ours
-   (same status and attempt number): a worker whose lease ran out must not overwrite the
-   worker that took the row over.
+   row of each destination (one Slack message and its updates, one channel's announcements, one
+   webhook URL: rows of a destination go out in the order they were caused, rows of different
+   destinations never wait for each other). On PostgreSQL the rows come back locked with SKIP
+   LOCKED, on SQLite the immediate transaction serialises claimers. Claimed rows are leased
+   (`sending`, `lease_until`) and committed, so the send holds no lock and no connection.
+2. **Send** each row in the thread pool of its destination's *lane* (`slack`, `webhook`, …),
+   each lane with `concurrency` threads of its own: a webhook receiver that hangs can hold
+   webhook threads, never the ones Slack messages use. The loop does not wait for a round to
+   finish: while one send hangs, the next rows of other destinations are claimed and sent.
+3. **Record** each result in its own short transaction, from the sending thread, but only if
+   the row is still ours (same status and attempt number): a worker whose lease ran out must
+   not overwrite the worker that took the row over. The same transaction counts the result
+   against the row's circuit breaker (`bot.delivery.circuits`).
 
 A worker that dies mid-send leaves its rows `sending`; once the lease expires another worker
 claims them again and, because the outcome is unknown, first looks in Slack for the message
@@ -19,13 +22,14 @@ before sending it again (see `slack_sender`). Several processes may run workers 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -33,6 +37,7 @@ import sqlalchemy as sa
 from slack_sdk import WebClient
 from sqlmodel import Session, col, select
 
+from bot.delivery.circuits import Circuits, CircuitSettings
 from bot.delivery.home import HOME_KIND, HomeRenderer, superseded_refresh
 from bot.delivery.jobs import Job, Outcome, SlackTarget
 from bot.delivery.pacing import ChannelPacer
@@ -41,9 +46,10 @@ from bot.delivery.settings import DeliverySettings
 from bot.delivery.slack_sender import SlackSender
 from bot.delivery.webhooks import WebhookSender
 from bot.domain.entities import as_utc, iso
-from bot.observability import OUTBOX_DELIVERIES, OUTBOX_FAILED, OUTBOX_PENDING
+from bot.observability import OUTBOX_DELIVERIES, OUTBOX_FAILED, OUTBOX_PAUSED, OUTBOX_PENDING
+from bot.redaction import redact_text
 from storage.db import Database
-from storage.models import OutboxMessage
+from storage.models import OutboxCircuit, OutboxMessage
 from storage.queries import outbox
 
 log = logging.getLogger("modelbot.delivery")
@@ -58,6 +64,8 @@ _PACED = frozenset({"post", "thread"})
 # kinds that act on the message recorded under their message_key
 _KEYED = frozenset({"update", "thread", "ephemeral", "upload"})  # upload: a file into the keyed message's thread
 GAUGE_REFRESH_S = 5.0
+# how often an idle worker looks at its stop event while it waits for a send to finish
+STOP_CHECK_S = 0.1
 
 
 class DeliveryWorker:
@@ -80,12 +88,16 @@ class DeliveryWorker:
         home: HomeRenderer | None = None,
         senders: Mapping[str, Callable[[Job], Outcome]] | None = None,
         sender: Sender | None = None,
+        circuits: CircuitSettings | None = None,
+        announce_channel: str | None = None,
+        webhooks: Sequence[str] = (),
     ) -> None:
         """`client` must not retry by itself (make_web_client(..., retries=0)): the worker
         schedules retries in the database, so a 429 or a hanging Slack never pins a thread.
         `senders`: outbox kinds sent to other destinations (MLflow aliases), by kind.
         `sender` replaces the Slack and the webhook sender (the shell's preview); then `client`
-        may be None."""
+        may be None. `webhooks` are the policy's webhook URLs, credentials included (rows store
+        them redacted); `announce_channel` is where paused and resumed destinations are announced."""
         self.db = db
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
@@ -100,58 +112,58 @@ class DeliveryWorker:
         assert sender is not None or client is not None, "a worker needs a Slack client or a sender"
         self._slack: Sender = sender or SlackSender(client, clock=self._now, http_timeout_s=http_timeout_s,
                                                     home=home)  # type: ignore[arg-type]
-        self._webhooks: Sender = sender or WebhookSender(clock=self._now, timeout_s=http_timeout_s, env=env)
+        self._webhooks: Sender = sender or WebhookSender(clock=self._now, timeout_s=http_timeout_s, env=env,
+                                                         urls=webhooks)
         self._senders = dict(senders or {})
-        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="modelbot-deliver")
+        self._circuits = Circuits(circuits or CircuitSettings(), announce_channel=announce_channel, rng=self._rng)
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._busy: Counter[str] = Counter()  # rows in flight per lane
+        self._busy_lock = threading.Lock()
+        self._finished = threading.Event()
         self._gauges_at = 0.0
 
     @classmethod
     def from_settings(cls, db: Database, client: WebClient, settings: DeliverySettings, *,
                       clock: Callable[[], datetime], env: Mapping[str, str] | None = None,
-                      home: HomeRenderer | None = None,
+                      home: HomeRenderer | None = None, announce_channel: str | None = None,
+                      webhooks: Sequence[str] = (),
                       senders: Mapping[str, Callable[[Job], Outcome]] | None = None) -> DeliveryWorker:
         return cls(
             db, client, clock=clock, lease_seconds=settings.lease_seconds, http_timeout_s=settings.http_timeout_s,
             concurrency=settings.concurrency, post_interval_s=settings.post_interval_s,
             backoff_base_s=settings.backoff_base_s, backoff_cap_s=settings.backoff_cap_s,
             give_up_after=settings.give_up_after, poll_seconds=settings.poll_seconds, env=env, home=home,
-            senders=senders,
+            circuits=settings.circuits, announce_channel=announce_channel, webhooks=webhooks, senders=senders,
         )
 
     # ---- the loop -----------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim, send and record one round; returns how many rows were attempted."""
-        now = self._now()
-        if not self._anything_due(now):
-            return 0
-        jobs = self._claim(now)
-        futures = {self._pool.submit(self._send, job): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                self._record(job, future.result())
-            except Exception:
-                # the row stays `sending`; after its lease another round sends or finds it
-                log.exception("could not record the result of outbox row %s", job.id)
-        return len(jobs)
+        """Claim what the lanes have room for, send it and record it; returns how many rows were
+        attempted. Waits for this round's sends (tests and drills step the worker with it)."""
+        futures = self._start()
+        wait(futures)
+        return len(futures)
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Deliver until `stop` is set. Idle waits happen on the Event, so stopping is immediate."""
+        """Deliver until `stop` is set. Sends run in the background: the loop claims again as soon
+        as a send finishes or a poll interval passes, whatever is still in flight elsewhere."""
         log.info("outbox delivery started")
         while not stop.is_set():
             try:
-                attempted = self.run_once()
+                started = len(self._start())
             except Exception:
                 log.exception("outbox delivery round failed; trying again shortly")
-                attempted = 0
+                started = 0
             self._refresh_gauges_now_and_then()
-            if attempted == 0:
-                stop.wait(self.poll_seconds)
+            if started == 0:
+                self._idle(stop)
         log.info("outbox delivery stopped")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Let sends in flight finish (each is bounded by the HTTP timeout) and record them."""
+        for pool in list(self._pools.values()):
+            pool.shutdown(wait=True)
 
     def refresh_gauges(self) -> None:
         with self.db.read() as session:
@@ -160,9 +172,12 @@ class DeliveryWorker:
                 .where(col(OutboxMessage.status).in_(("pending", "sending", "failed")))
                 .group_by(OutboxMessage.status)
             ).all()
+            paused = session.exec(select(sa.func.count()).select_from(OutboxCircuit)
+                                  .where(OutboxCircuit.state == "open")).one()
         counts = dict(rows)
         OUTBOX_PENDING.set(counts.get("pending", 0) + counts.get("sending", 0))
         OUTBOX_FAILED.set(counts.get("failed", 0))
+        OUTBOX_PAUSED.set(paused)
 
     # ---- claim --------------------------------------------------------------------------
 
@@ -175,14 +190,30 @@ class DeliveryWorker:
             )
             return session.exec(select(OutboxMessage.id).where(due).limit(1)).first() is not None
 
+    def _start(self) -> list[Future[None]]:
+        now = self._now()
+        if not self._anything_due(now):
+            return []
+        return [self._submit(job) for job in self._claim(now)]
+
     def _claim(self, now: datetime) -> list[Job]:
         jobs: list[Job] = []
+        taken: Counter[str] = Counter()
         sent_back: Counter[str] = Counter()
+        probing: set[str] = set()
+        with self._busy_lock:
+            busy = Counter(self._busy)
+        full = {lane for lane, n in busy.items() if n >= self.concurrency}
         with self.db.write() as session:
-            rows = outbox.claimable(session, now=now, limit=self.concurrency * 4, skip_locked=not self.db.is_sqlite)
+            rows = outbox.claimable(session, now=now, limit=self.concurrency * 8, skip_locked=not self.db.is_sqlite,
+                                    full_lanes=full)
+            opened = self._circuits.opened(session, rows)
             for row in rows:
-                if len(jobs) >= self.concurrency:
-                    break
+                lane = outbox.lane(row.destination)
+                if busy[lane] + taken[lane] >= self.concurrency:
+                    continue
+                if not self._circuits.admit(session, row, opened, probing, now=now, lease=self.lease):
+                    continue
                 maybe_sent = row.status == "sending" or bool((row.result or {}).get("maybe_sent"))
                 target, decided = _target(session, row) if row.kind in _KEYED else (None, None)
                 if row.kind == HOME_KIND:
@@ -199,8 +230,46 @@ class DeliveryWorker:
                         continue
                 outbox.lease(row, now=now, seconds=self.lease.total_seconds())
                 session.add(row)
+                taken[lane] += 1
                 jobs.append(Job.from_row(row, maybe_sent=maybe_sent, target=target, decided=decided))
+        with self._busy_lock:
+            self._busy.update(taken)
         return jobs
+
+    def _submit(self, job: Job) -> Future[None]:
+        lane = outbox.lane(job.destination)
+        pool = self._pools.get(lane)
+        if pool is None:
+            pool = self._pools[lane] = ThreadPoolExecutor(max_workers=self.concurrency,
+                                                          thread_name_prefix=f"modelbot-deliver-{lane}")
+        future = pool.submit(self._deliver, job)
+        future.add_done_callback(lambda _f: self._done(lane))
+        return future
+
+    def _deliver(self, job: Job) -> None:
+        outcome = self._send(job)
+        try:
+            self._record(job, outcome)
+        except Exception:
+            # the row stays `sending`; after its lease another round sends or finds it
+            log.exception("could not record the result of outbox row %s", job.id)
+
+    def _done(self, lane: str) -> None:
+        with self._busy_lock:
+            self._busy[lane] -= 1
+        self._finished.set()
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait up to one poll interval; return early when a send finishes (the next row of its
+        destination may be due now) or when asked to stop."""
+        deadline = time.monotonic() + self.poll_seconds
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._finished.wait(min(remaining, STOP_CHECK_S)):
+                self._finished.clear()
+                return
 
     # ---- send ---------------------------------------------------------------------------
 
@@ -232,6 +301,9 @@ class DeliveryWorker:
                 OUTBOX_DELIVERIES.labels(job.kind, "superseded").inc()
                 return
             row.lease_until = None
+            self._circuits.record(session, row, outcome, now=now)
+            if outcome.error:
+                outcome = dataclasses.replace(outcome, error=redact_text(outcome.error))
             failing_since = _failing_since(row.result, now)
             if outcome.status == "retry" and now - failing_since > self.give_up_after:
                 outcome = Outcome.failed(f"gave up after {row.attempts} attempts failing since {iso(failing_since)}: "
@@ -246,8 +318,8 @@ class DeliveryWorker:
             elif outcome.status == "failed":
                 row.status, row.last_error = "failed", outcome.error
                 row.result = {**(row.result or {}), "failed_at": iso(now)}
-                log.error("outbox row %s (%s %s, topic %s) failed: %s", row.id, row.kind, row.template, row.topic,
-                          outcome.error)
+                log.error("outbox row %s (%s %s, to %s) failed: %s", row.id, row.kind, row.template,
+                          row.destination, outcome.error)
             else:
                 delay = self._retry_delay(outcome, row.attempts)
                 row.status, row.last_error = "pending", outcome.error
@@ -305,8 +377,8 @@ def _label(status: str) -> str:
 def _target(session: Session, row: OutboxMessage) -> tuple[SlackTarget | None, Outcome | None]:
     """The message an update/thread/ephemeral row refers to, or the outcome when there is none.
 
-    Per-topic order means the post that creates the message has finished before this row is
-    claimed; if there is still no message, the post failed (the update fails too, naming it)
+    Rows of one message key share a destination, so the post that creates the message has
+    finished before this row is claimed; if there is still no message, the post failed (the update fails too, naming it)
     or nothing was ever posted under that key (no approval channel): nothing to edit.
     """
     if not row.message_key:

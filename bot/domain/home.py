@@ -149,6 +149,11 @@ def approval_audience(registry: Registry, policy: Policy, environment: str,
     return sorted(u for u in users if SLACK_USER.match(u))[:MAX_AUDIENCE]
 
 
+def admin_audience(policy: Policy, groups: GroupResolver = no_groups) -> list[str]:
+    """The admins (user groups resolved) who have an App Home."""
+    return sorted(u for u in _members(policy.admins, groups) if SLACK_USER.match(u))[:MAX_AUDIENCE]
+
+
 def _members(members: Members, groups: GroupResolver) -> set[str]:
     out: set[str] = set()
     for entry in members.entries:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bot import handlers
 from bot.blocks import home as blocks
 from bot.blocks.base import Message
-from bot.domain import home
+from bot.domain import deliveries, home
 from bot.domain.errors import InvalidInput
 from bot.domain.monitoring import status
 
@@ -54,7 +54,10 @@ def home_view(services: Services, user_id: str, *, offset: int = 0, notice: Mess
     # all of them (pending_for looks at the newest 200 anyway): the Home lists 10 and counts the rest
     pending = services.deployments.pending_for(user_id, limit=200) if offset == 0 else []
     models = home.models_for(services.registry, user_id, query, offset=offset, limit=blocks.MODELS_PER_PAGE)
-    return blocks.home(blocks.HomeData(user=user_id, pending=pending, models=models, now=now, notice=notice))
+    admin = services.policy.is_admin(user_id, services.deployments.groups)
+    paused = deliveries.paused_destinations(services.db) if admin else ()
+    return blocks.home(blocks.HomeData(user=user_id, pending=pending, models=models, now=now, notice=notice,
+                                       paused=paused))
 
 
 def home_click(services: Services, event: handlers.Click) -> HomeUpdate:
@@ -87,8 +90,11 @@ class HomeRefresher:
         self.services = services
 
     def audience(self, data: Mapping[str, Any]) -> list[str]:
-        """The approvers of the row's environment (user groups resolved) and the admins."""
+        """The approvers of the row's environment (user groups resolved) and the admins; only the
+        admins for rows about paused deliveries (`{"admins": true}`)."""
         services = self.services
+        if data.get("admins"):
+            return home.admin_audience(services.policy, services.deployments.groups)
         return home.approval_audience(services.registry, services.policy, str(data.get("environment") or ""),
                                       services.deployments.groups)
 

@@ -28,7 +28,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from storage.db import Database
+from storage.db import Database, open_lock_file
 
 # Advisory lock keys are one bigint namespace per database; 727274001 is the migration lock.
 ADVISORY_KEY = 727274002
@@ -147,7 +147,7 @@ class FileLeaderLock:
     def acquire(self) -> bool:
         if self._fd is not None:
             return self.held()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

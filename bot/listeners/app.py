@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 
 from bot.config.settings import ConfigError
 from bot.listeners import actions, commands, events, views
@@ -37,11 +39,33 @@ def require_slack_settings(services: Services, mode: Mode) -> None:
                           "connections:write scope for Socket Mode.")
 
 
+def local_authorization(token: str) -> Callable[..., AuthorizeResult]:
+    """Who a request is for, without asking Slack.
+
+    Bolt's single-workspace authorization calls `auth.test` on the first request after every
+    start, and when Slack's API fails at that moment it answers the command with an error
+    after acknowledging it, so the command is lost (the fault soak, `bench.soak`, found it
+    after restarts during a Slack outage). modelbot serves one workspace with one bot token
+    and needs nothing `auth.test` returns (it subscribes to no message events, so it never
+    has to recognise its own), so each request is authorized with the token and the ids it
+    carries.
+    """
+
+    def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
+
+    return authorize
+
+
 def build_app(services: Services, mode: Mode) -> App:
     require_slack_settings(services, mode)
     settings = services.settings
+    assert settings.slack_bot_token is not None  # require_slack_settings checked it
+    client = make_web_client(settings.slack_bot_token, settings.slack_api_url)
     app = App(
-        client=make_web_client(settings.slack_bot_token, settings.slack_api_url),
+        # no token on the app's own client: each request's client gets it from `authorize`
+        client=make_web_client(None, settings.slack_api_url),
+        authorize=local_authorization(settings.slack_bot_token),
         signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
         request_verification_enabled=mode == "http",
         token_verification_enabled=False,
@@ -58,8 +82,8 @@ def build_app(services: Services, mode: Mode) -> App:
     actions.register(app, services)
     events.register(app, services)
     views.register(app, services)
-    attach_group_resolver(services, app.client)  # the policy's @handles resolve through this workspace
-    attach_channel_resolver(services, app.client)  # and `#channel-name` in commands
+    attach_group_resolver(services, client)  # the policy's @handles resolve through this workspace
+    attach_channel_resolver(services, client)  # and `#channel-name` in commands
 
     @app.error
     def unhandled(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:

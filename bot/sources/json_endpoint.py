@@ -21,14 +21,15 @@ from bot.domain.errors import InvalidInput
 from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
 from bot.sources.common import Collected, parse_version, serving_version
-from bot.sources.http import SourceError, get_json, make_session
+from bot.sources.http import SourceError, describe, get_json, make_session
 
 WHAT = "JSON endpoint"
 
 
 def collect(registry: Registry, source: JsonSource, now: datetime) -> Collected:
     with make_session(source.http) as session:
-        document = get_json(session, source.url, source=source.name, what=WHAT, timeout_s=source.http.timeout_s)
+        document = get_json(session, source.url, source=source.name, what=WHAT, timeout_s=source.http.timeout_s,
+                            max_bytes=source.http.max_bytes)
     out = Collected()
     version = _version(source, document, out) or serving_version(
         registry.environment_state(source.model, source.environment))
@@ -40,7 +41,7 @@ def collect(registry: Registry, source: JsonSource, now: datetime) -> Collected:
             continue
         out.samples.append(SampleIn(source.model, source.environment, metric.metric, value, now, version=version))
     if not out.samples and out.errors:
-        raise SourceError(source.name, f"{WHAT} at {source.url}: " + "; ".join(out.errors))
+        raise SourceError(source.name, f"{describe(WHAT, source.url)}: " + "; ".join(out.errors))
     return out
 
 

@@ -14,10 +14,12 @@ server can fail into one typed error whose message says what to check:
 * 5xx/429 still failing after the retries → `MlflowServerError`
 * an answer that is not JSON (a login page, a proxy's HTML) → `MlflowBadResponse`
 
-Transient failures of reads (429, 502/503/504/500, connection errors, read timeouts) are
-retried with exponential backoff by urllib3's `Retry`. Writes are retried only when the
-connection could not be made (nothing was sent); every other failure of a write is reported
-at once, because its caller (the outbox) schedules retries itself.
+Transient failures of reads (429, 502/503/504/500, connection errors) are retried with
+exponential backoff by the one retry policy of modelbot's HTTP clients
+(`bot.sources.http.retry_policy`; a read timeout is not retried: a server that stalls once
+usually stalls again). Writes are retried only when the connection could not be made
+(nothing was sent); every other failure of a write is reported at once, because its caller
+(the outbox) schedules retries itself.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from bot.config.settings import named_secret
 from bot.domain import names
@@ -50,6 +51,7 @@ from bot.domain.mlflow.source import (
     MlflowVersion,
     check_tracking_uri,
 )
+from bot.sources.http import MAX_REDIRECTS, RETRY_STATUSES, retry_policy
 
 __all__ = [
     "MlflowAuthError", "MlflowBadResponse", "MlflowClient", "MlflowConfigError", "MlflowError", "MlflowModel",
@@ -62,20 +64,10 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/2.0/mlflow/"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
-# A server may ask for a long pause with Retry-After; an interactive import should not hang for it.
-MAX_RETRY_AFTER_S = 30.0
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_PAGES = 100_000  # a server that keeps handing out page tokens is broken, not big
 
 
 # ---- the client -----------------------------------------------------------------------------
-
-
-class _CappedRetry(Retry):
-    """urllib3's Retry, but a server's Retry-After is honoured only up to MAX_RETRY_AFTER_S."""
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)
@@ -117,12 +109,8 @@ class MlflowClient:
         self._where = where
         env = os.environ if env is None else env
         self._session = requests.Session()
-        retry = _CappedRetry(
-            total=retries, connect=retries, read=retries, status=retries, other=0,
-            backoff_factor=backoff_s, backoff_max=10.0, status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}), raise_on_status=False, respect_retry_after_header=True,
-        )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=8)
+        adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_s), pool_connections=1, pool_maxsize=8)
+        self._session.max_redirects = MAX_REDIRECTS
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = "modelbot-mlflow"

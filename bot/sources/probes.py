@@ -18,7 +18,7 @@ from bot.config.sources import HttpOptions, ProbeSource
 from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
 from bot.sources.common import Collected, serving_version
-from bot.sources.http import SourceError, display_url, get, make_session
+from bot.sources.http import SourceError, describe, get, make_session
 
 WHAT = "health endpoint"
 UP_METRIC = "up"
@@ -37,13 +37,13 @@ def probe(url: str, *, timeout_s: float, source: str = "probe") -> ProbeResult:
     with make_session(HttpOptions(timeout_s=timeout_s, retries=0)) as session:
         started = time.perf_counter()
         try:
-            response = get(session, url, source=source, what=WHAT, timeout_s=timeout_s)
+            answer = get(session, url, source=source, what=WHAT, timeout_s=timeout_s)
         except SourceError as exc:
             return ProbeResult(False, None, exc.message)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-    if 200 <= response.status_code < 300:
+    if 200 <= answer.status < 300:
         return ProbeResult(True, elapsed_ms)
-    return ProbeResult(False, elapsed_ms, f"{WHAT} at {display_url(url)} answered {response.status_code}.")
+    return ProbeResult(False, elapsed_ms, f"{describe(WHAT, url)} answered {answer.status}.")
 
 
 def collect(registry: Registry, source: ProbeSource, now: datetime) -> Collected:

@@ -21,12 +21,12 @@ from typing import Any
 
 import requests
 
-from bot.config.sources import PrometheusSource, PromQuery, fill
+from bot.config.sources import DEFAULT_MAX_RESPONSE_BYTES, PrometheusSource, PromQuery, fill
 from bot.domain.entities import EnvironmentState
 from bot.domain.monitoring.samples import SampleIn
 from bot.domain.registry import Registry
 from bot.sources.common import Collected, parse_version, serving_version
-from bot.sources.http import SourceError, get_json, make_session
+from bot.sources.http import SourceError, describe, get_json, make_session
 
 WHAT = "Prometheus"
 
@@ -40,10 +40,11 @@ class Series:
 
 
 def instant_query(
-    session: requests.Session, base_url: str, query: str, at: datetime, *, source: str, timeout_s: float
+    session: requests.Session, base_url: str, query: str, at: datetime, *, source: str, timeout_s: float,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> list[Series]:
     """`GET /api/v1/query?query=…&time=…`: one point per series, at `at`."""
-    data = _api(session, f"{base_url}/api/v1/query", {"query": query, "time": _epoch(at)}, source, timeout_s)
+    data = _api(session, f"{base_url}/api/v1/query", {"query": query, "time": _epoch(at)}, source, timeout_s, max_bytes)
     return _series(data, f"{base_url}/api/v1/query", source)
 
 
@@ -57,11 +58,12 @@ def range_query(
     *,
     source: str,
     timeout_s: float,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> list[Series]:
     """`GET /api/v1/query_range`: points every `step` from `start` to `end` (inclusive)."""
     params = {"query": query, "start": _epoch(start), "end": _epoch(end), "step": f"{step.total_seconds():g}s"}
     url = f"{base_url}/api/v1/query_range"
-    return _series(_api(session, url, params, source, timeout_s), url, source)
+    return _series(_api(session, url, params, source, timeout_s, max_bytes), url, source)
 
 
 def collect(registry: Registry, source: PrometheusSource, now: datetime) -> Collected:
@@ -102,10 +104,10 @@ def _one(
         promql = fill(query.query, model=model, environment=env, version=version)
         if source.range is None:
             series = instant_query(session, source.url, promql, now, source=source.name,
-                                   timeout_s=source.http.timeout_s)
+                                   timeout_s=source.http.timeout_s, max_bytes=source.http.max_bytes)
         else:
             series = range_query(session, source.url, promql, now - source.range, now, source.step,
-                                 source=source.name, timeout_s=source.http.timeout_s)
+                                 source=source.name, timeout_s=source.http.timeout_s, max_bytes=source.http.max_bytes)
         if not series:
             out.notes.append(f"{query.metric} ({model} {env}): the query returned no series.")
             continue
@@ -131,14 +133,16 @@ def _one(
                                  "(no traffic in the rate window?).")
 
 
-def _api(session: requests.Session, url: str, params: dict[str, str], source: str, timeout_s: float) -> Any:
-    document = get_json(session, url, source=source, what=WHAT, timeout_s=timeout_s, params=params)
+def _api(session: requests.Session, url: str, params: dict[str, str], source: str, timeout_s: float,
+         max_bytes: int) -> Any:
+    document = get_json(session, url, source=source, what=WHAT, timeout_s=timeout_s, params=params,
+                        max_bytes=max_bytes)
     if not isinstance(document, dict) or document.get("status") != "success":
         reason = document.get("error") if isinstance(document, dict) else None
-        raise SourceError(source, f"{WHAT} at {url} refused the query: {reason or 'no status: success'}.")
+        raise SourceError(source, f"{describe(WHAT, url)} refused the query: {reason or 'no status: success'}.")
     data = document.get("data")
     if not isinstance(data, dict):
-        raise SourceError(source, f"{WHAT} at {url} answered without a data object.")
+        raise SourceError(source, f"{describe(WHAT, url)} answered without a data object.")
     return data
 
 
@@ -152,8 +156,8 @@ def _series(data: dict[str, Any], url: str, source: str) -> list[Series]:
         if kind == "matrix":
             return [Series(dict(item.get("metric", {})), tuple(_point(p) for p in item["values"])) for item in result]
     except (KeyError, TypeError, ValueError, IndexError):
-        raise SourceError(source, f"{WHAT} at {url} answered a {kind} result in an unexpected shape.") from None
-    raise SourceError(source, f"{WHAT} at {url} answered a {kind!r} result; use a query that returns numbers.")
+        raise SourceError(source, f"{describe(WHAT, url)} answered a {kind} result in an unexpected shape.") from None
+    raise SourceError(source, f"{describe(WHAT, url)} answered a {kind!r} result; use a query that returns numbers.")
 
 
 def _point(pair: Any) -> tuple[datetime, float]:

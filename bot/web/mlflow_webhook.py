@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.config.settings import named_secret
 from bot.domain.errors import Unavailable
 from bot.domain.mlflow.source import MlflowError
+from bot.web.bodies import read_at_most
 
 if TYPE_CHECKING:
     from bot.domain.mlflow.inbound import MlflowSync
@@ -111,7 +112,7 @@ def router(services: Services) -> APIRouter:
         if not secret:
             log.warning("refused an MLflow webhook: no secret (set webhook_secret_env in [mlflow] and that variable)")
             return _error(503, "This modelbot has no webhook secret configured, so it cannot verify deliveries.")
-        body = await _body(request)
+        body = await read_at_most(request, MAX_BODY_BYTES)
         if body is None:
             return _error(413, "request too large")
         reason = refusal(secret, request.headers, body, now=time.time())
@@ -132,20 +133,6 @@ def router(services: Services) -> APIRouter:
         return JSONResponse({"status": outcome.status, "summary": outcome.summary()})
 
     return api
-
-
-async def _body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _delivery(headers: Mapping[str, str], body: bytes) -> Any:

@@ -180,7 +180,8 @@ def test_announcement_names_who_what_and_why() -> None:
                   "reason": "latency spike", "at": "2026-11-01T10:00:00Z"}})
     valid_for_slack(message)
     assert ":rewind: <@U0CAROL> rolled back churn production v7 → v6: latency spike" in texts(message)
-    assert message.text == "U0CAROL rolled back churn production v7 → v6: latency spike"
+    # the notification text is mrkdwn too: the actor is a mention (shown as the name), the rest escaped
+    assert message.text == "<@U0CAROL> rolled back churn production v7 → v6: latency spike"
 
 
 def canary_data(weight: int | None, steps: tuple[int, ...] = (5, 25, 50, 100)) -> dict[str, Any]:

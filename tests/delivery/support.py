@@ -13,12 +13,17 @@ the worker's history lookup (messages newer than the row) then sees what it woul
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -132,17 +137,22 @@ def unfinished(db: Database) -> int:
 
 
 def next_due(db: Database) -> datetime | None:
-    """When the earliest topic head (the only rows a worker may claim) becomes due."""
+    """When the earliest destination head (the only rows a worker may claim) becomes due: its next
+    attempt (or the end of its lease), and not before its circuit's pause ends when that is open."""
     with db.read() as session:
         waiting = session.exec(
             select(OutboxMessage).where(col(OutboxMessage.status).in_(("pending", "sending")))
             .order_by(col(OutboxMessage.id))
         ).all()
+        circuits = outbox.circuits(session, {r.circuit for r in waiting if r.circuit})
     heads: dict[str, datetime] = {}
     for r in waiting:
-        if r.topic not in heads:
-            moment = r.lease_until if r.status == "sending" else r.next_attempt_at
-            heads[r.topic] = as_utc(moment)  # type: ignore[arg-type]
+        if r.destination not in heads:
+            moment = as_utc(r.lease_until if r.status == "sending" else r.next_attempt_at)  # type: ignore[arg-type]
+            circuit = circuits.get(r.circuit or "")
+            if circuit is not None and circuit.state == "open" and circuit.paused_until is not None:
+                moment = max(moment, as_utc(circuit.paused_until))
+            heads[r.destination] = moment
     return min(heads.values()) if heads else None
 
 
@@ -275,6 +285,77 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class DeadReceiver:
+    """Webhook receivers that are down: `refused_url` (nothing listens on the port) and
+    `hanging_url(path)` (a server that accepts the connection and never answers)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self._held: list[socket.socket] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        closed = socket.create_server(("127.0.0.1", 0))
+        self.refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks/refused"
+        closed.close()
+
+    def hanging_url(self, path: str = "hooks/hanging") -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/{path}"
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._held.append(conn)  # read nothing, answer nothing
+
+    def __enter__(self) -> DeadReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Closing the held connections ends the sends that hang on them at once."""
+        self._stopped.set()
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+class Deliverer:
+    """`modelbot deliver` as operators run it, pointed at the fake and the test database;
+    `env` adds variables (MODELBOT_OUTBOX_* timings, MODELBOT_CONFIG)."""
+
+    def __init__(self, database_url: str, slack: SlackFake, workdir: Path, **env: str) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELBOT_", "SLACK_"))}
+        self.env.update({
+            "MODELBOT_DATABASE_URL": database_url, "SLACK_BOT_TOKEN": slack.bot_token,
+            "MODELBOT_SLACK_API_URL": slack.api_url, HOOK_SECRET_ENV: HOOK_SECRET, **env,
+        })
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"deliver-{len(self.processes)}.log", "wb")  # noqa: SIM115 (the child owns it)
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "deliver"], env=self.env, cwd=self.workdir,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.workdir.glob("deliver-*.log")))
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
 
 # ---- fixtures: modules import clock_fixture etc.; tests ask for clock, slack, hooks ---------------

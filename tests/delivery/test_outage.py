@@ -1,7 +1,7 @@
 """Acceptance 4, the outage: Slack answers 500, then 429 (Retry-After: 2), then hangs, while 50
 promotions and rollbacks happen; the `modelbot deliver` process is killed with SIGKILL in the
 middle and started again. After Slack recovers every announcement and webhook is delivered,
-none twice, in order per model.
+none twice, in order per destination.
 
 The worker is a real subprocess (the CLI entry point) with short timings from its
 MODELBOT_OUTBOX_* variables: a 2 s lease, a 1 s HTTP timeout, backoff from 0.2 s capped at 1 s,
@@ -12,10 +12,7 @@ rows `sending` whose messages Slack *did* post: the restarted worker must find t
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -28,7 +25,7 @@ from bot.domain.deployments import Deployments
 from bot.domain.registry import NewVersion, Registry
 from storage.db import Database
 from tests.delivery import support
-from tests.delivery.support import HOOK_SECRET, HOOK_SECRET_ENV, WebhookReceiver, hooks_fixture  # noqa: F401
+from tests.delivery.support import HOOK_SECRET, Deliverer, WebhookReceiver, hooks_fixture  # noqa: F401
 from tests.slack_fake import SlackFake
 
 CHANNELS = ("C0STAGING", "C0PROD")
@@ -42,37 +39,11 @@ STEPS = (
 )
 
 
-class Deliverer:
-    """`modelbot deliver` as operators run it, pointed at the fake and the test database."""
-
-    def __init__(self, database_url: str, slack: SlackFake, workdir: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELBOT_", "SLACK_"))}
-        self.env.update({
-            "MODELBOT_DATABASE_URL": database_url, "SLACK_BOT_TOKEN": slack.bot_token,
-            "MODELBOT_SLACK_API_URL": slack.api_url, HOOK_SECRET_ENV: HOOK_SECRET,
-            "MODELBOT_OUTBOX_LEASE_SECONDS": "2", "MODELBOT_OUTBOX_HTTP_TIMEOUT": "1",
-            "MODELBOT_OUTBOX_POLL_SECONDS": "0.05", "MODELBOT_OUTBOX_BACKOFF_BASE": "0.2",
-            "MODELBOT_OUTBOX_BACKOFF_CAP": "1", "MODELBOT_OUTBOX_POST_INTERVAL": "0.2",
-        })
-        self.workdir = workdir
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"deliver-{len(self.processes)}.log", "wb")  # noqa: SIM115 (the child owns it)
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "deliver"], env=self.env, cwd=self.workdir,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.processes.append(process)
-        return process
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.workdir.glob("deliver-*.log")))
-
-    def kill_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
+# the outage compressed into seconds: a 2 s lease, a 1 s HTTP timeout, backoff from 0.2 s capped at 1 s
+SHORT_TIMINGS = {
+    "MODELBOT_OUTBOX_LEASE_SECONDS": "2", "MODELBOT_OUTBOX_HTTP_TIMEOUT": "1", "MODELBOT_OUTBOX_POLL_SECONDS": "0.05",
+    "MODELBOT_OUTBOX_BACKOFF_BASE": "0.2", "MODELBOT_OUTBOX_BACKOFF_CAP": "1", "MODELBOT_OUTBOX_POST_INTERVAL": "0.2",
+}
 
 
 @pytest.fixture
@@ -84,7 +55,7 @@ def slack() -> Iterator[SlackFake]:
 
 @pytest.fixture
 def deliverer(database_url: str, slack: SlackFake, tmp_path: Path) -> Iterator[Deliverer]:
-    runner = Deliverer(database_url, slack, tmp_path)
+    runner = Deliverer(database_url, slack, tmp_path, **SHORT_TIMINGS)
     yield runner
     runner.kill_all()
 
@@ -171,16 +142,18 @@ def test_outage_kill_and_recovery(db: Database, slack: SlackFake, hooks: Webhook
     # only rows in flight when the process was killed can arrive twice (at most one round)
     assert len(hooks.deliveries) - len(first_receipt) <= 4
 
-    # in order per model: each row reached Slack or the receiver after the row before it
+    # in order per destination (one announcement channel, one webhook URL): each row reached Slack
+    # or the receiver after the row before it
     when: dict[int, float] = {int(d.id): d.at for d in first_receipt.values()}
     for call in accepted:
         when[int(call.args["metadata"]["event_payload"]["outbox_id"])] = call.time
-    by_topic: dict[str, list[int]] = defaultdict(list)
+    by_destination: dict[str, list[int]] = defaultdict(list)
     for r in rows:
-        by_topic[r.topic].append(r.id)  # type: ignore[arg-type]
-    for topic, ids in by_topic.items():
+        by_destination[r.destination].append(r.id)  # type: ignore[arg-type]
+    assert sorted(by_destination) == ["slack:channel:C0PROD", "slack:channel:C0STAGING", f"webhook:{hooks.url}"]
+    for destination, ids in by_destination.items():
         times = [when[i] for i in sorted(ids)]
-        assert times == sorted(times), f"{topic} delivered out of order"
+        assert times == sorted(times), f"{destination} delivered out of order"
     for model in MODELS:  # and what arrived describes the moves in the order they were made
         reasons = [d.json["reason"] for d in sorted(first_receipt.values(), key=lambda d: d.at)
                    if d.json["model"] == model]

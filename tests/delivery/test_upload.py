@@ -68,7 +68,7 @@ def test_a_retry_after_an_unknown_outcome_finds_the_file_instead_of_uploading_ag
     ts = client.chat_postMessage(channel="C0GENERAL", text="digest")["ts"]
     client.files_upload_v2(channel="C0GENERAL", thread_ts=ts, content=PNG, filename="chart.png", title="Chart")
     sender = SlackSender(client, clock=clock, http_timeout_s=5)
-    job = Job(id=7, topic="digest:1", kind="upload", template="digest_chart", channel="C0GENERAL", user_id=None,
+    job = Job(id=7, topic="digest:1", destination="slack:message:digest:1:p", kind="upload", template="digest_chart", channel="C0GENERAL", user_id=None,
               message_key="digest:1:p", data={"png_b64": base64.b64encode(PNG).decode(), "filename": "chart.png"},
               attempts=2, created_at=clock(), lease_until=clock() + timedelta(seconds=60), maybe_sent=True,
               target=SlackTarget("C0GENERAL", ts))

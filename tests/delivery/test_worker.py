@@ -83,7 +83,9 @@ def test_card_post_update_and_thread_arrive_in_order(
 
 def test_posts_into_one_channel_are_paced_without_blocking_others(db: Database, slack: SlackFake,
                                                                    clock: Clock) -> None:
-    busy = [support.enqueue(db, clock, topic=f"model:{i}", channel="C0ONE") for i in range(3)]
+    """Three cards (three destinations: each its own message) into one channel, one into another."""
+    busy = [support.enqueue(db, clock, topic=f"model:{i}", channel="C0ONE", message_key=f"request:{i}")
+            for i in range(3)]
     other = support.enqueue(db, clock, topic="model:9", channel="C0TWO")
     work = support.worker(db, slack, clock)
     start = clock()

@@ -178,7 +178,10 @@ def test_two_processes_one_leader_takeover_after_sigkill_and_no_double_post(
     setup = make_services(postgres_url, clock=_now)
     seed_churn(setup, Clock(), start=_now(), end=_now(), step=timedelta(hours=1))
     handlers.run_text(setup, handlers.Actor("U0ALICE", CHANNEL), "subscribe * daily 09:00 Europe/Berlin")
-    with SlackFake() as slack:
+    # Message ts on the wall clock, as Slack stamps them: the leader is killed right after its first
+    # post lands, so a post may be in Slack but not yet recorded, and the process that takes the row
+    # over finds it in the channel's history (from the row's creation time on) instead of posting again.
+    with SlackFake(ts_clock=time.time) as slack:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("MODELBOT_", "SLACK_"))},
             "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",

@@ -670,7 +670,8 @@ def test_a_slow_slack_never_holds_the_database(approvals: Approvals, monkeypatch
 
     a = approvals
     number = request_id(a.command("promote churn 2 production", user="U0ALICE"))
-    attach_group_resolver(a.bot.services, a.bot.app.client)  # a fresh cache: the vote must ask Slack
+    # a fresh cache, so the vote must ask Slack (the app's own client carries no token: requests get theirs)
+    attach_group_resolver(a.bot.services, make_web_client(a.slack.bot_token, a.slack.api_url))
     a.slack.hang("usergroups.list", seconds=4)
     name = a.bot.unique("click")
     body = a.slack.block_actions_body(cards.APPROVE_ACTION, json.dumps({"r": number}), response_name=name,

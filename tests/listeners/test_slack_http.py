@@ -24,10 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.blocks.registry import PAGE_ACTION
 from bot.cli import main as cli
-from bot.cli.serving import SafeOneLineFormatter, choose_mode, redact
+from bot.cli.serving import SafeOneLineFormatter, choose_mode
 from bot.config.settings import Settings
 from bot.domain.monitoring.samples import SampleIn, Samples
 from bot.domain.registry import NewVersion
+from bot.redaction import redact_text
 from bot.services import open_services
 from bot.web.app import create_web_app
 from bot.web.server import ServerThread
@@ -430,7 +431,7 @@ def test_log_lines_are_single_line_and_redact_secrets() -> None:
     assert "\n" not in line and "Traceback" in line
     for secret in ("xoxb-123-456-abc", "my-signing-secret", "hunter2"):
         assert secret not in line
-    assert redact("xapp-1-A0-123 xoxp-9") == "xapp-[redacted] xoxp-[redacted]"
+    assert redact_text("xapp-1-A0-123 xoxp-9") == "xapp-[redacted] xoxp-[redacted]"
 
 
 # ---- acks never wait for replies ----------------------------------------------------------------

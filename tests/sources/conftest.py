@@ -60,6 +60,7 @@ class LocalServer:
     """A real HTTP server on 127.0.0.1; `routes` maps a path to a function producing the reply."""
 
     routes: dict[str, Route] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> the path a 302 sends to
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
     url: str = ""
@@ -85,6 +86,12 @@ class Handler(BaseHTTPRequestHandler):
         local = self.server.local
         path = self.path.split("?", 1)[0]
         local.requests.append(self.path)
+        if path in local.redirects:
+            self.send_response(302)
+            self.send_header("Location", local.url + local.redirects[path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         route = local.routes.get(path)
         status, kind, body = route(self) if route else (404, "text/plain", b"no such route")
         try:

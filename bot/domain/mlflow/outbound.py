@@ -33,6 +33,8 @@ from storage.queries import outbox
 from storage.queries import registry as queries
 
 KIND = "mlflow_alias"
+# one tracking server behind every model's alias writes: its failures pause them all, announced once
+CIRCUIT = "mlflow:tracking-server"
 WRITER_ACTOR = "modelbot"
 SET_ACTION = "mlflow_alias_set"
 DELETE_ACTION = "mlflow_alias_deleted"
@@ -56,7 +58,8 @@ def pointer_moved(
 def enqueue_state(session: Session, *, model: str, model_id: int, environment: str, stable: int | None,
                   canary: int | None, revision: int, now: datetime, cause: str) -> None:
     """Ask for the aliases of `environment` to hold these versions (None: no alias)."""
-    outbox.enqueue(session, now=now, topic=destination(model_id), kind=KIND, template=KIND, data={
+    outbox.enqueue(session, now=now, topic=destination(model_id), destination=f"mlflow:{model_id}", circuit=CIRCUIT,
+                   kind=KIND, template=KIND, data={
         "model": model, "model_id": model_id, "environment": environment, "stable": stable, "canary": canary,
         "revision": revision, "cause": cause,
     })

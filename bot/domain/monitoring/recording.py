@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.entities import as_utc, iso
 from bot.domain.monitoring.samples import MAX_BATCH, SampleIn, Samples
 from bot.domain.registry import Registry
+from bot.redaction import redact_text
 from storage.models import SourceStatus
 from storage.queries import samples as q
 
@@ -134,7 +135,8 @@ def _upsert_status(
     values: dict[str, Any] = {
         "name": source[:128],
         "last_attempt_at": at,
-        "last_error": None if error is None else error[:MAX_ERROR_CHARS],
+        # shown in /model status, digests and the Home: never a credential, whatever raised it
+        "last_error": None if error is None else redact_text(error)[:MAX_ERROR_CHARS],
         "samples_last_pull": recorded,
     }
     if cursor is not None:
