@@ -118,8 +118,9 @@ def _token(env: Mapping[str, str], name: str, prefixes: tuple[str, ...]) -> str 
 
 
 def named_secret(name: str | None, env: Mapping[str, str] | None = None) -> str | None:
-    """The value of a secret whose variable the policy file names (`[mlflow] token_env`,
-    `webhook_secret_env`): read at use, so rotating it needs a restart and no migration.
+    """The value of a variable named elsewhere: a secret the policy file names (`[mlflow] token_env`,
+    a webhook's `secret_env`), or one of MLflow's own client variables (`MLFLOW_TRACKING_*`, read as
+    MLflow reads them). Read at use, so rotating a secret needs a restart and no migration.
     Callers never log it; an empty variable counts as unset."""
     if not name:
         return None

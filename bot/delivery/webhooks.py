@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from datetime import datetime
 
 import requests
 
+from bot.config.settings import named_secret
 from bot.delivery.jobs import Job, Outcome
 from bot.delivery.retry import parse_retry_after
 from bot.redaction import REDACTED, redact_text, redact_url
@@ -81,7 +81,7 @@ class WebhookSender:
                  env: Mapping[str, str] | None = None, urls: Sequence[str] = ()) -> None:
         self._clock = clock
         self._timeout_s = timeout_s
-        self._env = os.environ if env is None else env
+        self._env = env  # None: the process environment, read by the settings module
         # the policy's webhook URLs by their redacted form, which is what rows store
         self._urls = {redact_url(url): url for url in reversed(urls)}
         self._local = threading.local()
@@ -99,7 +99,7 @@ class WebhookSender:
         secret_env = job.data.get("secret_env")
         secret: str | None = None
         if secret_env:
-            secret = self._env.get(str(secret_env))
+            secret = named_secret(str(secret_env), self._env)
             if not secret:
                 return Outcome.failed(
                     f"webhook secret variable {secret_env} is not set in the delivery process: set it, then run "

@@ -25,7 +25,6 @@ usually stalls again). Writes are retried only when the connection could not be 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +106,9 @@ class MlflowClient:
         self.page_size = page_size
         self.attempts = retries + 1
         self._where = where
-        env = os.environ if env is None else env
+        def env_get(name: str) -> str:
+            return named_secret(name, env) or ""
+
         self._session = requests.Session()
         adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_s), pool_connections=1, pool_maxsize=8)
         self._session.max_redirects = MAX_REDIRECTS
@@ -116,8 +117,8 @@ class MlflowClient:
         self._session.headers["User-Agent"] = "modelbot-mlflow"
         self._session.headers["Accept"] = "application/json"
         # Same precedence as MLflow's own client: basic auth when both parts are set, else a token.
-        username, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
-        token = token or env.get("MLFLOW_TRACKING_TOKEN")
+        username, password = env_get("MLFLOW_TRACKING_USERNAME"), env_get("MLFLOW_TRACKING_PASSWORD")
+        token = token or env_get("MLFLOW_TRACKING_TOKEN")
         if username and password:
             self._session.auth = (username, password)
         elif token:
@@ -125,10 +126,10 @@ class MlflowClient:
         self._auth_hint = "the configured credentials" if (username and password) or token else (
             "no credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
         )
-        if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        if env_get("MLFLOW_TRACKING_INSECURE_TLS").lower() == "true":
             self._session.verify = False
-        elif env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
-            self._session.verify = env["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+        elif env_get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+            self._session.verify = env_get("MLFLOW_TRACKING_SERVER_CERT_PATH")
 
     def __repr__(self) -> str:  # never shows the session, whose headers hold credentials
         return f"MlflowClient({self.base_url!r})"
