@@ -99,13 +99,6 @@ def test_no_module_reaches_into_another_modules_private_helpers() -> None:
     assert offenders == []
 
 
-# Files that still read environment variables themselves (issue 10: every variable in
-# bot/config/settings.py). The list may only shrink.
-ENV_DEBT = {
-    # MODELBOT_OUTBOX_*: parsed beside the delivery settings' types (moving them needs those types in
-    # bot/config, below the delivery layer); the README's table lists them
-    "bot/delivery/settings.py",
-}
 SETTINGS = "bot/config/settings.py"
 
 
@@ -115,5 +108,4 @@ def test_environment_variables_are_read_in_the_settings_module() -> None:
     for path in sorted((ROOT / "bot").rglob("*.py")) + sorted((ROOT / "storage").rglob("*.py")):
         if re.search(r"\bos\.environ\b|\bos\.getenv\(|\bgetenv\(", path.read_text(encoding="utf-8")):
             readers.add(str(path.relative_to(ROOT)))
-    assert readers - ENV_DEBT == {SETTINGS}
-    assert readers >= ENV_DEBT, "these read no environment variable any more: remove them from ENV_DEBT"
+    assert readers == {SETTINGS}

@@ -15,6 +15,7 @@ from pathlib import Path
 from storage.db import DEFAULT_URL, DatabaseSettings
 
 MAX_LEADER_INTERVAL_S = 10.0
+OUTBOX_PREFIX = "MODELBOT_OUTBOX_"
 
 
 class ConfigError(Exception):
@@ -46,6 +47,8 @@ class Settings:
     shell_user: str | None = None
     # the terminal allows colour: NO_COLOR unset or empty (no-color.org) and TERM is not `dumb`
     terminal_colour: bool = True
+    # MODELBOT_OUTBOX_* as set, parsed and checked by the outbox worker's settings (bot/delivery/settings.py)
+    outbox: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def database(self) -> DatabaseSettings:
@@ -77,6 +80,7 @@ class Settings:
             digest_test_every_s=_whole(env, "MODELBOT_TEST_DIGEST_EVERY_S"),
             shell_user=env.get("MODELBOT_SHELL_USER") or None,
             terminal_colour=not env.get("NO_COLOR") and env.get("TERM") != "dumb",
+            outbox={name: value for name, value in env.items() if name.startswith(OUTBOX_PREFIX)},
         )
 
 

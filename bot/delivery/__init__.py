@@ -27,7 +27,7 @@ def build_worker(services: Services, settings: DeliverySettings | None = None) -
     """A worker on the services' database, reaching Slack at MODELBOT_SLACK_API_URL with the bot token."""
     from bot.slack.client import make_web_client
 
-    settings = settings or DeliverySettings.from_env()
+    settings = settings or DeliverySettings.from_env(services.settings.outbox)
     token = services.settings.slack_bot_token
     if not token:
         raise ConfigError("SLACK_BOT_TOKEN is not set: outbox delivery needs the bot token (xoxb-…) to post to Slack.")

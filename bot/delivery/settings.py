@@ -1,4 +1,4 @@
-"""The outbox worker's settings, from `MODELBOT_OUTBOX_*` environment variables.
+"""The outbox worker's settings, from the `MODELBOT_OUTBOX_*` variables the settings module read.
 
 Defaults suit production (Slack's 1 post per second per channel, a 10 s HTTP timeout, a
 60 s lease). Tests and drills shorten them through the same variables, so a real
@@ -7,7 +7,6 @@ Defaults suit production (Slack's 1 post per second per channel, a 10 s HTTP tim
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,8 +48,8 @@ class DeliverySettings:
                               "MODELBOT_OUTBOX_CIRCUIT_PAUSE.")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> DeliverySettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> DeliverySettings:
+        """From `Settings.outbox` (or any mapping of those variables): defaults for what is unset."""
         defaults = cls()
         return cls(
             lease_seconds=_number(env, "MODELBOT_OUTBOX_LEASE_SECONDS", defaults.lease_seconds),
