@@ -148,6 +148,7 @@ def test_the_tour_through_a_terminal(pty_shell: pexpect.spawn, tmp_path: Path) -
     child.expect_exact("Approvals 1 of 1: @alice")
     child.expect_exact("modelbot (alice)> ")
     child.send("this line is dropped")
+    child.expect_exact("this line is dropped")  # echoed: readline has the line
     child.sendintr()  # Ctrl-C clears the line and asks again; it does not leave
     child.expect_exact("^C")
     child.expect_exact("modelbot (alice)> ")
