@@ -12,6 +12,7 @@ from bot.config.alerts import CONFIG_ACTOR, alert_config, sync_rules
 from bot.config.policy_file import load_policy
 from bot.config.settings import ConfigError
 from bot.domain.alerting.rules import AlertRules
+from bot.domain.errors import InvalidInput
 from bot.domain.registry import NewVersion, Registry
 from storage.models import AlertRule
 
@@ -82,6 +83,18 @@ def test_the_file_and_the_command_make_the_same_rule(tmp_path: Path) -> None:
     assert [r.identity() for r in typed] == [first.identity(), second.identity(), third.identity()]
 
 
+def test_min_coverage_reads_the_same_from_the_file_and_the_command(tmp_path: Path) -> None:
+    from bot import commands
+
+    text = GOOD.replace("failure_limit = 2", 'failure_limit = 2\nmin_coverage = "50%"', 1)
+    first = alert_config(load_policy(write(tmp_path, text))).rules[0]
+    typed = commands.parse(  # type: ignore[attr-defined]
+        "alert add churn error_rate > 0.05 for 5m critical both failure-limit 2 min-coverage 50%").rule
+    assert first.min_coverage == 0.5 and typed.identity() == first.identity()
+    with pytest.raises(InvalidInput, match="is not a coverage"):
+        commands.parse("alert add churn error_rate > 0.05 min-coverage lots")
+
+
 def test_no_alerts_section_means_defaults(tmp_path: Path) -> None:
     config = alert_config(load_policy(write(tmp_path, "[roles]\nadmins = [\"U0ADMIN\"]\n")))
     assert config.rules == () and config.settings.group_wait == timedelta(seconds=30) and config.charts
@@ -106,6 +119,8 @@ def test_no_alerts_section_means_defaults(tmp_path: Path) -> None:
         ('channel = "C0ALERTS"', 'chanel = "C0ALERTS"', 2, "unknown key 'chanel' in [alerts]"),
         ('target = "both"', 'targets = "both"', 14, "[[alerts.rules]] #1: unknown key 'targets'"),
         ('metric = "auc"', 'metric = "auc score"', 20, "not a valid metric name"),
+        ("failure_limit = 2", 'failure_limit = 2\nmin_coverage = "150%"', 16, "'150%' is not a coverage"),
+        ('window = "3d"', 'window = "3d"\nmin_coverage = "50%"', 30, "min-coverage applies to quality metrics"),
     ],
 )
 def test_mistakes_name_the_file_and_line(tmp_path: Path, replace: str, by: str, line: int, message: str) -> None:
